@@ -1,0 +1,3 @@
+//! # inspect-cli (not built yet)
+//!
+//! The `heap-inspect` command line tool will live here (issue #7).
