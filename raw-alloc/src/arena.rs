@@ -67,13 +67,17 @@ impl Arena {
     /// # Safety
     /// `addr` must point inside a live arena whose size is `size`.
     pub unsafe fn containing(addr: NonNull<u8>, size: usize) -> Arena {
-        let base = (addr.as_ptr() as usize) & !(size - 1);
+        let base = addr.as_ptr().map_addr(|a| a & !(size - 1));
         let arena = Arena {
             // SAFETY: a live arena never starts at address 0.
-            base: unsafe { NonNull::new_unchecked(base as *mut u8) },
+            base: unsafe { NonNull::new_unchecked(base) },
             size,
         };
-        debug_assert_eq!(arena.header().magic, ARENA_MAGIC, "not an arena of this size");
+        debug_assert_eq!(
+            arena.header().magic,
+            ARENA_MAGIC,
+            "not an arena of this size"
+        );
         arena
     }
 

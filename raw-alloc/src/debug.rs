@@ -87,9 +87,11 @@ impl fmt::Display for DebugViolation {
                 return write!(f, "not allocated by this heap (free of a foreign pointer)")
             }
             ViolationKind::DoubleFree => write!(f, "already freed (double free)")?,
-            ViolationKind::SizeMismatch { claimed } => {
-                write!(f, "freed as {claimed} bytes, but {} were requested", self.requested)?
-            }
+            ViolationKind::SizeMismatch { claimed } => write!(
+                f,
+                "freed as {claimed} bytes, but {} were requested",
+                self.requested
+            )?,
             ViolationKind::Underrun => write!(
                 f,
                 "the {PAD} pad bytes at p-{PAD} are not all FORBIDDENBYTE ({FORBIDDENBYTE:#x}) \
@@ -120,6 +122,8 @@ impl std::error::Error for DebugViolation {}
 
 #[derive(Clone, Copy)]
 struct LiveBlock {
+    /// The user pointer itself, kept so a check can read the block with its provenance.
+    user: NonNull<u8>,
     requested: usize,
     serial: u64,
 }
@@ -168,12 +172,17 @@ impl DebugLayer {
             tail.add(PAD).cast::<u64>().write_unaligned(serial);
             user
         };
-        self.freed.borrow_mut().remove(&(user as usize));
-        self.live
-            .borrow_mut()
-            .insert(user as usize, LiveBlock { requested, serial });
         // SAFETY: user = raw + 16, and raw is non-null and not near the top of memory.
-        unsafe { NonNull::new_unchecked(user) }
+        let user = unsafe { NonNull::new_unchecked(user) };
+        let addr = user.as_ptr() as usize;
+        self.freed.borrow_mut().remove(&addr);
+        let block = LiveBlock {
+            user,
+            requested,
+            serial,
+        };
+        self.live.borrow_mut().insert(addr, block);
+        user
     }
 
     /// Checks a block being freed. On success fills it with DEADBYTE and returns the raw pointer
@@ -230,13 +239,11 @@ impl DebugLayer {
     /// # Safety
     /// Every live block handed out by this layer must still be mapped.
     pub unsafe fn check_all(&self) -> Vec<DebugViolation> {
-        let live: Vec<(usize, LiveBlock)> =
-            self.live.borrow().iter().map(|(a, b)| (*a, *b)).collect();
+        let live: Vec<LiveBlock> = self.live.borrow().values().copied().collect();
         let mut found = Vec::new();
-        for (addr, block) in live {
-            // SAFETY: addr is a live block of this layer (non-null) and is mapped (contract).
-            if let Err(v) = unsafe { self.check_pads(NonNull::new_unchecked(addr as *mut u8), block) }
-            {
+        for block in live {
+            // SAFETY: the block is live in this layer and mapped (contract).
+            if let Err(v) = unsafe { self.check_pads(block.user, block) } {
                 found.push(v);
             }
         }

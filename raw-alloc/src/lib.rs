@@ -44,7 +44,9 @@ mod os;
 mod stats;
 
 pub use arena::{Arena, ArenaHeader, ARENA_HEADER_SIZE};
-pub use config::{Backend, ConfigError, RawConfig, DEFAULT_ARENA_SIZE, MAX_ARENA_SIZE, MIN_ARENA_SIZE};
+pub use config::{
+    Backend, ConfigError, RawConfig, DEFAULT_ARENA_SIZE, MAX_ARENA_SIZE, MIN_ARENA_SIZE,
+};
 pub use debug::{DebugLayer, DebugViolation, ViolationKind};
 pub use error::{OomCause, OutOfMemory};
 pub use heap::{RawHeap, ALIGNMENT};

@@ -1,1 +1,157 @@
-fn main() {}
+//! `cargo xtask`: the one entry point for the project's checks.
+//!
+//! ```text
+//! cargo xtask ci        fmt check, clippy, build, tests, docs (and Miri when installed)
+//! cargo xtask miri      the tier crates' tests under Miri (needs the nightly miri component)
+//! ```
+//!
+//! Every step prints the command it runs; the first failure stops the run with its exit code.
+
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+/// One command of a check, as it will be printed and run.
+struct Step {
+    title: &'static str,
+    program: &'static str,
+    args: Vec<&'static str>,
+    env: Vec<(&'static str, &'static str)>,
+}
+
+impl Step {
+    fn cargo(title: &'static str, args: &[&'static str]) -> Step {
+        Step {
+            title,
+            program: "cargo",
+            args: args.to_vec(),
+            env: Vec::new(),
+        }
+    }
+
+    fn env(mut self, key: &'static str, value: &'static str) -> Step {
+        self.env.push((key, value));
+        self
+    }
+
+    fn run(&self) -> Result<(), String> {
+        let env: String = self.env.iter().map(|(k, v)| format!("{k}={v} ")).collect();
+        println!(
+            "\n==> {}: {env}{} {}",
+            self.title,
+            self.program,
+            self.args.join(" ")
+        );
+        let start = Instant::now();
+        let status = Command::new(self.program)
+            .args(&self.args)
+            .envs(self.env.iter().copied())
+            .status()
+            .map_err(|e| format!("{}: cannot start {}: {e}", self.title, self.program))?;
+        println!("<== {} ({:.1}s)", self.title, start.elapsed().as_secs_f64());
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("{} failed ({status})", self.title))
+        }
+    }
+}
+
+/// The tier crates: the ones Miri runs.
+const TIERS: [&str; 4] = ["raw-alloc", "obj-alloc", "refcount", "gengc"];
+
+fn ci_steps() -> Vec<Step> {
+    vec![
+        Step::cargo("format", &["fmt", "--all", "--", "--check"]),
+        Step::cargo(
+            "clippy",
+            &[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        ),
+        Step::cargo("build", &["build", "--workspace", "--all-targets"]),
+        Step::cargo("test", &["test", "--workspace"]).env("INSTA_UPDATE", "no"),
+        Step::cargo("docs", &["doc", "--workspace", "--no-deps"])
+            .env("RUSTDOCFLAGS", "-D warnings"),
+    ]
+}
+
+/// Whether `cargo +nightly miri` is installed (it is optional: a fresh machine may lack it).
+fn miri_available() -> bool {
+    Command::new("cargo")
+        .args(["+nightly", "miri", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn miri_steps() -> Vec<Step> {
+    let mut args = vec!["+nightly", "miri", "test"];
+    for t in TIERS {
+        args.push("-p");
+        args.push(t);
+    }
+    // Tests too slow for the interpreter (property tests, 10,000 arenas, /proc reads) are
+    // `#[cfg(not(miri))]` in their files.
+    vec![Step {
+        title: "miri",
+        program: "cargo",
+        args,
+        env: vec![
+            (
+                "MIRIFLAGS",
+                "-Zmiri-strict-provenance -Zmiri-disable-isolation",
+            ),
+            ("PROPTEST_CASES", "2"),
+        ],
+    }]
+}
+
+fn run(steps: &[Step]) -> Result<(), String> {
+    steps.iter().try_for_each(Step::run)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let start = Instant::now();
+    let result = match args.first().map(String::as_str) {
+        Some("ci") => run(&ci_steps()).and_then(|()| {
+            if miri_available() {
+                run(&miri_steps())
+            } else {
+                println!("\n==> miri: skipped (the nightly miri component is not installed)");
+                Ok(())
+            }
+        }),
+        Some("miri") => {
+            if miri_available() {
+                run(&miri_steps())
+            } else {
+                Err(
+                    "miri is not installed: rustup component add --toolchain nightly miri rust-src"
+                        .into(),
+                )
+            }
+        }
+        _ => {
+            eprintln!("usage: cargo xtask <ci|miri>");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => {
+            println!(
+                "\nxtask: all steps passed in {:.0}s",
+                start.elapsed().as_secs_f64()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("\nxtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
