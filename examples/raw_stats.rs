@@ -9,7 +9,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         limit: Some(64 << 20),
         ..RawConfig::default()
     })?;
-    let arenas: Vec<_> = (0..8).map(|_| heap.alloc_arena()).collect::<Result<_, _>>()?;
+    let arenas: Vec<_> = (0..8)
+        .map(|_| heap.alloc_arena())
+        .collect::<Result<_, _>>()?;
     let blocks: Vec<_> = (1..=100)
         .map(|i| heap.alloc_direct(i * 1000).map(|p| (p, i * 1000)))
         .collect::<Result<_, _>>()?;
@@ -31,7 +33,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok(_) => unreachable!("the limit is 64 MiB"),
         Err(e) => println!("\na 128 MiB request under the 64 MiB limit: {e}"),
     }
-    println!("\nas JSON:\n{}", serde_json::to_string_pretty(&heap.stats())?);
+    println!(
+        "\nas JSON:\n{}",
+        serde_json::to_string_pretty(&heap.stats())?
+    );
     Ok(())
 }
 
