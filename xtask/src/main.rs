@@ -100,13 +100,7 @@ fn miri_steps() -> Vec<Step> {
         title: "miri",
         program: "cargo",
         args,
-        env: vec![
-            (
-                "MIRIFLAGS",
-                "-Zmiri-strict-provenance -Zmiri-disable-isolation",
-            ),
-            ("PROPTEST_CASES", "2"),
-        ],
+        env: vec![("MIRIFLAGS", "-Zmiri-strict-provenance")],
     }]
 }
 
