@@ -1,3 +1,132 @@
-//! # obj-alloc: tier 1 of pyheap (not built yet)
+//! # obj-alloc: tier 1 of pyheap
 //!
-//! pymalloc's size classes, pools and per-kind free lists will live here (issue #3).
+//! CPython's object allocator (pymalloc) over the raw heap of tier 0. Most objects are small and
+//! short-lived, so small requests never reach the system allocator: they are carved from pools,
+//! which are carved from arenas.
+//!
+//! ```text
+//!   request 1..=512 bytes                                    request > 512 bytes
+//!        | size class = (size - 1) >> 4                      (or any, with Backend::System)
+//!        v                                                          |
+//!   UsedPools: class 0 (16 B)   -> pool <-> pool                    v
+//!              class 1 (32 B)   -> pool                        RawHeap::alloc_direct
+//!              ...
+//!              class 31 (512 B) -> pool <-> pool <-> pool
+//!                                   |
+//!                                   v a pool: pool_size bytes (16 KiB), pool-aligned, one class
+//!                         +-------+-------+-------+--------------+
+//!                         | block | block | block | not carved   |   freeblock -> block -> None
+//!                         +-------+-------+-------+--------------+
+//!                                   ^ part of
+//!   +-------------+------------+---------------+--------+--------+-----+
+//!   | ArenaHeader | pool table | pool 0 blocks | pool 1 | pool 2 | ... |   an arena: arena_size
+//!   |  (owner)    | PoolHeader | (after table) |        |        |     |   bytes, size-aligned
+//!   +-------------+------------+---------------+--------+--------+-----+
+//!   ArenaTable: the usable arenas sorted by free pools, fewest first
+//!
+//!   KindId "float": FreeList  [dead] -> [dead] -> None    (dead blocks kept for reuse,
+//!   KindId "tuple": PerLength [len 1] -> ..., [len 2] ...  never touching a pool)
+//! ```
+//!
+//! ## Invariants, in the words of the code
+//! - A [`SizeClass`] serves requests rounded up to a multiple of 16 bytes; there are
+//!   [`NUM_SIZE_CLASSES`] (32) of them, up to [`SMALL_REQUEST_THRESHOLD`] (512).
+//! - A pool serves one size class and is in exactly one state: *used* (some blocks handed out,
+//!   a free block left: linked in `UsedPools` for its class), *full* (no free block: in no list)
+//!   or *empty* (no block handed out: on its arena's `empty_pools` list).
+//! - A block of a pool is in exactly one state: *handed out* (to a user), on its pool's
+//!   `freeblock` list, beyond the pool's `nextoffset` (never carved), or on a kind's free list
+//!   (which counts as handed out for the pool).
+//! - The pool of a block starts at `block & !(pool_size - 1)`; its header is entry
+//!   `(block & (arena_size - 1)) >> log2(pool_size)` of its arena's pool table, which follows
+//!   the arena header. (CPython keeps each header at its pool's base instead; side by side they
+//!   do not all fall into the same cache sets: see the `pool` module.)
+//! - The usable arenas (those with a free pool) are sorted by free pools, fewest first; a new
+//!   pool comes from the first. An arena whose pools are all free goes back to the OS at once,
+//!   so a heap whose blocks are all freed (and free lists cleared) holds no arena.
+//! - Frees carry the size (Rust deallocation knows the layout), so the size class of a free is
+//!   computed, never looked up.
+//!
+//! ## Modes
+//! - `Backend::System` (raw config): every block is a direct block, so valgrind and
+//!   AddressSanitizer see each one; pools are unused, kinds and their free lists still work.
+//! - `debug`: every block is `debug::padded_size(size)` bytes, wrapped by the raw heap's debug
+//!   layer; a free that breaks a rule returns a [`DebugViolation`] from
+//!   [`ObjAlloc::try_dealloc`] and the block is never reused.
+//!
+//! ## Modules
+//! - [`size_class`](SizeClass): the one size-class table.
+//! - `pool`: the pool header and pool table, lazy carving, the used table (unsafe, one
+//!   invariant).
+//! - `arena`: the arena side table and the usable-arena ordering.
+//! - `free_list` / `kind`: per-kind policies, their free lists and counters.
+//! - `allocator`: [`ObjAlloc`] and its hot paths; `owner`: [`Placement`] and owner lookup.
+//! - `stats`: [`AllocStats`] and its text rendering; `allocator_api`: `&ObjAlloc` as an
+//!   `allocator_api2` allocator.
+//!
+//! ## What this tier never does
+//! It never knows what an object is (a kind is a name, a policy and counters); it never frees a
+//! block by itself (except free-list blocks, on [`ObjAlloc::clear_free_lists`]); it never aborts
+//! on exhaustion: [`OutOfMemory`] comes back and the allocator stays usable.
+//!
+//! ## Costs
+//! An allocation from a used pool is a few loads and stores (pop the pool's free list); a free is
+//! the same (push). Taking a new pool, or a pool becoming full or empty, costs a little more and
+//! happens once per pool's worth of blocks; an arena costs one `mmap`/`munmap`.
+//!
+//! ## Example
+//! ```
+//! use obj_alloc::{ObjAlloc, ObjConfig, Policy};
+//!
+//! let heap = ObjAlloc::new(ObjConfig::default()).unwrap();
+//! let block = heap.alloc(24).unwrap();
+//! // SAFETY: the block came from this heap with 24 bytes and is freed once.
+//! unsafe { heap.dealloc(block, 24) };
+//!
+//! // An object kind with CPython's float free list.
+//! let float = heap.register_kind("float", Policy::FLOAT);
+//! let a = heap.alloc_kind(float, 24).unwrap();
+//! // SAFETY: as above; the dead block goes onto the kind's free list...
+//! unsafe { heap.dealloc_kind(float, a, 24) };
+//! // ...and the next float reuses it without touching a pool.
+//! let b = heap.alloc_kind(float, 24).unwrap();
+//! assert_eq!(a, b);
+//! assert_eq!(heap.kind_stats(float).free_list_hits, 1);
+//! // SAFETY: as above.
+//! unsafe { heap.dealloc_kind(float, b, 24) };
+//! heap.clear_free_lists();
+//! assert_eq!(heap.stats().arenas.current, 0);
+//!
+//! // Collections in the private heap.
+//! let mut v = allocator_api2::vec::Vec::new_in(&heap);
+//! v.extend([1, 2, 3]);
+//! assert_eq!(v.iter().sum::<i32>(), 6);
+//! ```
+
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod allocator;
+mod allocator_api;
+mod arena;
+mod config;
+mod free_list;
+mod kind;
+mod owner;
+mod pool;
+mod size_class;
+mod stats;
+#[cfg(test)]
+mod tests;
+
+pub use allocator::ObjAlloc;
+pub use config::{ConfigError, ObjConfig, DEFAULT_POOL_SIZE, MIN_POOL_SIZE};
+pub use kind::{
+    KindId, Policy, DICT_FREE_LIST_CAPACITY, FLOAT_FREE_LIST_CAPACITY, LIST_FREE_LIST_CAPACITY,
+    TUPLE_FREE_LIST_CAPACITY, TUPLE_MAX_SAVED_LEN,
+};
+pub use owner::Placement;
+pub use raw_alloc::{DebugViolation, OutOfMemory};
+pub use size_class::{SizeClass, NUM_SIZE_CLASSES, SMALL_REQUEST_THRESHOLD};
+pub use stats::{
+    AllocStats, ArenaStats, ArenaUsage, FreeListStats, KindStats, SizeClassStats, Totals,
+};

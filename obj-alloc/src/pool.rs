@@ -1,0 +1,594 @@
+//! Pools: `pool_size`-aligned pieces of an arena that each serve blocks of one size class; the
+//! pool table that holds their headers; and the table of partly used pools per class (CPython's
+//! `usedpools`).
+//!
+//! ```text
+//!   arena base = block & !(arena_size - 1)
+//!   |
+//!   v
+//!   +-------------+--------------------------------+-------------+---------+---------+-----
+//!   | ArenaHeader | PoolHeader 0 | PoolHeader 1 |...| blocks of   | pool 1  | pool 2  | ...
+//!   | (raw-alloc) |        the pool table           | pool 0      |         |         |
+//!   +-------------+--------------------------------+-------------+---------+---------+-----
+//!   |<------------------------ pool 0 ------------------------->|<- pool_size ->|
+//!
+//!   pool index of a block = (block & (arena_size - 1)) >> log2(pool_size)
+//!   its header            = arena base + ARENA_HEADER_SIZE + index * size_of::<PoolHeader>()
+//!
+//!   inside a pool:  | block | block | block |  not carved yet ...        |
+//!                                           ^ nextoffset
+//!   freeblock -> block 1 -> block 0 -> None        (freed blocks link through their first word)
+//! ```
+//!
+//! CPython puts each pool's header at the pool's own base. Here the headers of an arena's pools
+//! sit side by side after the arena header: pool bases are all `pool_size` apart, so headers at
+//! the bases all fall into the same cache sets and evict one another (measured with cachegrind on
+//! a churn of 1,000 live blocks: 2.5 L1 misses per allocate+free with headers at the bases, 1.0
+//! with the table). The table takes the start of pool 0 (2.5 KiB of a 1 MiB arena of 16 KiB
+//! pools, less than CPython's 48 bytes per pool), and a pool's header is still found from a block
+//! by masking and shifting its address.
+//!
+//! This module owns one invariant, the *pool invariant*: for a pool whose header was written by
+//! [`Pool::init`] and whose arena is still mapped (a *live* pool),
+//! - `count` blocks are handed out (to users or to a kind's free list);
+//! - every block on the `freeblock` list lies in the pool, below `nextoffset`, and is not handed
+//!   out; its first word links to the next free block;
+//! - the blocks at and beyond `nextoffset` were never handed out (carved lazily, one at a time).
+//!
+//! [`UsedPools`] adds the *used invariant*: a pool is linked into `UsedPools` for its class iff it
+//! is *used* (some blocks handed out, `freeblock` not empty). A *full* pool (`freeblock` empty and
+//! nothing left to carve) and an *empty* pool (`count == 0`, owned by its arena) are in no list
+//! here.
+
+use std::cell::Cell;
+use std::ptr::NonNull;
+
+use raw_alloc::{ALIGNMENT, ARENA_HEADER_SIZE};
+
+use crate::size_class::{SizeClass, NUM_SIZE_CLASSES, SMALL_REQUEST_THRESHOLD};
+
+/// What the pool table records about one pool.
+#[repr(C)]
+pub(crate) struct PoolHeader {
+    /// The first free block, or `None` when every carved block is handed out.
+    freeblock: Option<NonNull<u8>>,
+    /// Links in the used table (both) or in the arena's list of empty pools (`nextpool` only).
+    nextpool: Option<Pool>,
+    prevpool: Option<Pool>,
+    /// Blocks handed out.
+    count: u32,
+    /// Offset from the pool base of the first block never carved.
+    nextoffset: u32,
+    /// The slot of the pool's arena in the arena table.
+    arena_index: u32,
+    /// The size class the pool serves.
+    class: SizeClass,
+}
+
+const HEADER: usize = size_of::<PoolHeader>();
+
+const _: () = assert!(ARENA_HEADER_SIZE.is_multiple_of(align_of::<PoolHeader>()));
+
+/// A handle to a pool's header in its arena's pool table. Copying it copies no memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(transparent)]
+pub(crate) struct Pool(NonNull<PoolHeader>);
+
+/// The shape of arenas and pools: where pools and their headers are, and where blocks start.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Geometry {
+    /// `!(arena_size - 1)`.
+    arena_mask: usize,
+    /// `log2(pool_size)`.
+    pool_shift: u32,
+    /// Bytes per pool.
+    pool_size: usize,
+    /// Pools per arena, counting those the pool table covers.
+    pools_per_arena: u32,
+    /// Offset from the arena base of the first byte after the pool table, 16-aligned.
+    table_end: usize,
+    /// The first pool with room for blocks (two of the largest class) after the table.
+    first_pool: u32,
+}
+
+impl Geometry {
+    /// The geometry of `arena_size`-byte arenas of `pool_size`-byte pools (both powers of two,
+    /// `pool_size <= arena_size`, checked by the configuration).
+    pub(crate) fn new(arena_size: usize, pool_size: usize) -> Geometry {
+        let pools_per_arena = u32::try_from(arena_size / pool_size).expect("checked by the config");
+        let table_end =
+            (ARENA_HEADER_SIZE + pools_per_arena as usize * HEADER).div_ceil(ALIGNMENT) * ALIGNMENT;
+        let room = pool_size - 2 * SMALL_REQUEST_THRESHOLD;
+        // The table's tail may leave too little room in its last pool: that pool is skipped.
+        let mut first_pool = table_end / pool_size;
+        if table_end % pool_size > room {
+            first_pool += 1;
+        }
+        // Cannot fail: a pool (at least 4 KiB) is far larger than its 40-byte header.
+        assert!(
+            first_pool < pools_per_arena as usize,
+            "the pool table leaves no pool for blocks"
+        );
+        Geometry {
+            arena_mask: !(arena_size - 1),
+            pool_shift: pool_size.trailing_zeros(),
+            pool_size,
+            pools_per_arena,
+            table_end,
+            first_pool: first_pool as u32,
+        }
+    }
+
+    /// Bytes per pool.
+    pub(crate) fn pool_size(self) -> usize {
+        self.pool_size
+    }
+
+    /// The pools of an arena that can hold blocks: `first_pool..pools_per_arena`.
+    pub(crate) fn usable_pools(self) -> std::ops::Range<u32> {
+        self.first_pool..self.pools_per_arena
+    }
+
+    /// Bytes at the start of an arena that no usable pool's blocks use: the arena header, the pool
+    /// table and the pools it covers.
+    pub(crate) fn table_bytes(self) -> usize {
+        self.first_pool as usize * self.pool_size + self.first_block(self.first_pool)
+    }
+
+    /// The offset of pool `index`'s first block from the pool's base: 0 except where the pool
+    /// table takes the start of the pool.
+    pub(crate) fn first_block(self, index: u32) -> usize {
+        let base = index as usize * self.pool_size;
+        self.table_end.saturating_sub(base).min(self.pool_size)
+    }
+
+    /// How many blocks of `class` pool `index` holds.
+    pub(crate) fn capacity(self, class: SizeClass, index: u32) -> usize {
+        (self.pool_size - self.first_block(index)) / class.block_size()
+    }
+
+    /// The pool that contains `block`. Nothing is read; the pointer keeps `block`'s provenance.
+    #[inline(always)]
+    pub(crate) fn pool_of(self, block: NonNull<u8>) -> Pool {
+        let header = block.as_ptr().map_addr(|a| {
+            let arena = a & self.arena_mask;
+            let index = (a - arena) >> self.pool_shift;
+            arena + ARENA_HEADER_SIZE + index * HEADER
+        });
+        // SAFETY: the address is at least ARENA_HEADER_SIZE, so it is not null.
+        Pool(unsafe { NonNull::new_unchecked(header) }.cast())
+    }
+
+    /// Pool `index` of the arena at `arena_base`. Nothing is read.
+    pub(crate) fn pool_at(self, arena_base: NonNull<u8>, index: u32) -> Pool {
+        debug_assert!(index < self.pools_per_arena);
+        // SAFETY: the table lies inside the arena (it ends before the first usable pool).
+        Pool(unsafe { arena_base.add(ARENA_HEADER_SIZE + index as usize * HEADER) }.cast())
+    }
+
+    /// The pool's index in its arena.
+    pub(crate) fn index_of(self, pool: Pool) -> u32 {
+        let a = pool.0.as_ptr().addr();
+        ((a - (a & self.arena_mask) - ARENA_HEADER_SIZE) / HEADER) as u32
+    }
+
+    /// The first byte of the pool.
+    fn base_of(self, pool: Pool) -> NonNull<u8> {
+        let p = pool.0.cast::<u8>().as_ptr();
+        let base =
+            p.map_addr(|a| (a & self.arena_mask) + self.index_of(pool) as usize * self.pool_size);
+        // SAFETY: a pool's base lies in its arena, and no arena starts at address 0.
+        unsafe { NonNull::new_unchecked(base) }
+    }
+}
+
+/// What freeing a block did to its pool's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum AfterFree {
+    /// The pool was used and stays used: nothing else to do.
+    StillUsed,
+    /// The pool was full and is used again: it must rejoin the used table.
+    NoLongerFull,
+    /// The pool was used and is now empty: it must leave the used table and go to its arena.
+    Empty,
+}
+
+impl Pool {
+    fn header(self) -> *mut PoolHeader {
+        self.0.as_ptr()
+    }
+
+    /// Makes the pool serve `class` with nothing carved yet but the block returned (its first);
+    /// the second becomes the free list. The pool is then used, with one block handed out.
+    ///
+    /// # Safety
+    /// The pool must be a usable pool of a live arena of `geometry` (its header in the arena's
+    /// pool table) and hold no handed-out block (it is fresh or empty).
+    pub(crate) unsafe fn init(
+        self,
+        class: SizeClass,
+        arena_index: u32,
+        geometry: Geometry,
+    ) -> NonNull<u8> {
+        let size = class.block_size();
+        let start = geometry.first_block(geometry.index_of(self));
+        debug_assert!(geometry.capacity(class, geometry.index_of(self)) >= 2);
+        let base = geometry.base_of(self);
+        // SAFETY: both blocks lie inside the pool (a usable pool fits two blocks of any class);
+        // the header is the pool's entry in the table, and no block of the pool is handed out.
+        unsafe {
+            let first = base.add(start);
+            let second = first.add(size);
+            second.cast::<Option<NonNull<u8>>>().write(None);
+            self.header().write(PoolHeader {
+                freeblock: Some(second),
+                nextpool: None,
+                prevpool: None,
+                count: 1,
+                nextoffset: (start + 2 * size) as u32,
+                arena_index,
+                class,
+            });
+            first
+        }
+    }
+
+    /// Hands out the first free block. Returns it and whether the free list is now empty (then
+    /// the caller must [`extend`](Self::extend) the pool or take it out of the used table).
+    ///
+    /// # Safety
+    /// The pool must be live and used (its free list not empty).
+    #[inline(always)]
+    pub(crate) unsafe fn pop(self) -> (NonNull<u8>, bool) {
+        let h = self.header();
+        // SAFETY: a used pool's header is initialised and its freeblock is a free block of the
+        // pool whose first word is the next link (pool invariant).
+        unsafe {
+            let block = (*h).freeblock.unwrap_unchecked();
+            let next = block.cast::<Option<NonNull<u8>>>().read();
+            (*h).freeblock = next;
+            (*h).count += 1;
+            (block, next.is_none())
+        }
+    }
+
+    /// Carves one more block onto the empty free list, if the pool has room. Returns whether it
+    /// did; if not, the pool is full.
+    ///
+    /// # Safety
+    /// The pool must be live, of an arena of `geometry`, with an empty free list.
+    pub(crate) unsafe fn extend(self, geometry: Geometry) -> bool {
+        let h = self.header();
+        // SAFETY: the header is initialised (live pool); the new block lies below the pool's end
+        // by the check, and was never handed out (it is at nextoffset).
+        unsafe {
+            let size = (*h).class.block_size();
+            let offset = (*h).nextoffset as usize;
+            if offset > geometry.pool_size - size {
+                return false;
+            }
+            let block = geometry.base_of(self).add(offset);
+            block.cast::<Option<NonNull<u8>>>().write(None);
+            (*h).freeblock = Some(block);
+            (*h).nextoffset = (offset + size) as u32;
+            true
+        }
+    }
+
+    /// Takes back a block, making it the head of the free list.
+    ///
+    /// # Safety
+    /// The pool must be live and `block` one of its blocks, handed out and not given back since.
+    #[inline(always)]
+    pub(crate) unsafe fn push(self, block: NonNull<u8>) -> AfterFree {
+        let h = self.header();
+        // SAFETY: the header is initialised (live pool); the block is ours again, so its first
+        // word may hold the link.
+        unsafe {
+            let last = (*h).freeblock;
+            block.cast::<Option<NonNull<u8>>>().write(last);
+            (*h).freeblock = Some(block);
+            (*h).count -= 1;
+            if last.is_none() {
+                // A usable pool holds at least two blocks, so a full pool keeps one handed out.
+                debug_assert!((*h).count > 0);
+                AfterFree::NoLongerFull
+            } else if (*h).count == 0 {
+                AfterFree::Empty
+            } else {
+                AfterFree::StillUsed
+            }
+        }
+    }
+
+    /// Blocks handed out.
+    ///
+    /// # Safety
+    /// The pool's header must have been written by [`init`](Self::init) and its arena be mapped.
+    pub(crate) unsafe fn count(self) -> u32 {
+        // SAFETY: the header is initialised (contract).
+        unsafe { (*self.header()).count }
+    }
+
+    /// The class the pool serves (or served last, if it is empty).
+    ///
+    /// # Safety
+    /// As for [`count`](Self::count).
+    pub(crate) unsafe fn class(self) -> SizeClass {
+        // SAFETY: the header is initialised (contract).
+        unsafe { (*self.header()).class }
+    }
+
+    /// The slot of the pool's arena in the arena table.
+    ///
+    /// # Safety
+    /// As for [`count`](Self::count).
+    pub(crate) unsafe fn arena_index(self) -> u32 {
+        // SAFETY: the header is initialised (contract).
+        unsafe { (*self.header()).arena_index }
+    }
+
+    /// The next pool in whatever list this pool is in.
+    ///
+    /// # Safety
+    /// As for [`count`](Self::count).
+    pub(crate) unsafe fn next(self) -> Option<Pool> {
+        // SAFETY: the header is initialised (contract).
+        unsafe { (*self.header()).nextpool }
+    }
+
+    /// Sets the next pool of the list this pool is in.
+    ///
+    /// # Safety
+    /// As for [`count`](Self::count).
+    pub(crate) unsafe fn set_next(self, next: Option<Pool>) {
+        // SAFETY: the header is initialised (contract).
+        unsafe { (*self.header()).nextpool = next }
+    }
+
+    /// # Safety
+    /// As for [`count`](Self::count).
+    unsafe fn prev(self) -> Option<Pool> {
+        // SAFETY: the header is initialised (contract).
+        unsafe { (*self.header()).prevpool }
+    }
+
+    /// # Safety
+    /// As for [`count`](Self::count).
+    unsafe fn set_prev(self, prev: Option<Pool>) {
+        // SAFETY: the header is initialised (contract).
+        unsafe { (*self.header()).prevpool = prev }
+    }
+}
+
+/// The used table: for each size class, a doubly-linked list of its used pools, the one to
+/// allocate from first at the head.
+pub(crate) struct UsedPools {
+    heads: [Cell<Option<Pool>>; NUM_SIZE_CLASSES],
+}
+
+impl UsedPools {
+    pub(crate) fn new() -> Self {
+        UsedPools {
+            heads: std::array::from_fn(|_| Cell::new(None)),
+        }
+    }
+
+    /// The pool to allocate `class` from, if the class has a used pool.
+    #[inline(always)]
+    pub(crate) fn head(&self, class: SizeClass) -> Option<Pool> {
+        self.heads[class.index()].get()
+    }
+
+    /// Links a pool that just became used at the head of its class's list.
+    ///
+    /// # Safety
+    /// The pool must be live, used, of `class`, and in no list.
+    pub(crate) unsafe fn push_front(&self, class: SizeClass, pool: Pool) {
+        let head = &self.heads[class.index()];
+        let old = head.get();
+        // SAFETY: pool and old head are live pools (contract; used invariant).
+        unsafe {
+            pool.set_prev(None);
+            pool.set_next(old);
+            if let Some(old) = old {
+                old.set_prev(Some(pool));
+            }
+        }
+        head.set(Some(pool));
+    }
+
+    /// Unlinks a pool that stopped being used (it became full or empty).
+    ///
+    /// # Safety
+    /// The pool must be live and linked in `class`'s list.
+    pub(crate) unsafe fn remove(&self, class: SizeClass, pool: Pool) {
+        // SAFETY: the pool and its neighbours are live pools of this list (contract).
+        unsafe {
+            let (prev, next) = (pool.prev(), pool.next());
+            match prev {
+                Some(prev) => prev.set_next(next),
+                None => self.heads[class.index()].set(next),
+            }
+            if let Some(next) = next {
+                next.set_prev(prev);
+            }
+        }
+    }
+
+    /// Forgets every list (when all arenas go back to the OS at once).
+    pub(crate) fn clear(&self) {
+        for head in &self.heads {
+            head.set(None);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ARENA: usize = 64 << 10;
+    const POOL: usize = 4 << 10;
+
+    /// An arena-aligned buffer standing in for an arena.
+    struct FakeArena {
+        mem: NonNull<u8>,
+        layout: std::alloc::Layout,
+    }
+
+    impl FakeArena {
+        fn new() -> Self {
+            let layout = std::alloc::Layout::from_size_align(ARENA, ARENA).unwrap();
+            // SAFETY: the layout has a non-zero size.
+            let mem = NonNull::new(unsafe { std::alloc::alloc(layout) }).unwrap();
+            FakeArena { mem, layout }
+        }
+
+        fn addr(&self, offset: usize) -> *mut u8 {
+            self.mem.as_ptr().wrapping_add(offset)
+        }
+    }
+
+    impl Drop for FakeArena {
+        fn drop(&mut self) {
+            // SAFETY: allocated in `new` with this layout.
+            unsafe { std::alloc::dealloc(self.mem.as_ptr(), self.layout) }
+        }
+    }
+
+    fn geometry() -> Geometry {
+        Geometry::new(ARENA, POOL)
+    }
+
+    #[test]
+    fn the_pool_table_takes_the_start_of_pool_zero_and_blocks_follow_it() {
+        let g = geometry();
+        assert_eq!(HEADER, 40);
+        assert_eq!(g.table_end, (16 + 16 * 40usize).div_ceil(16) * 16);
+        assert_eq!(g.first_pool, 0);
+        assert_eq!(g.first_block(0), g.table_end);
+        assert_eq!(g.first_block(1), 0);
+        assert_eq!(g.table_bytes(), g.table_end);
+        let default = Geometry::new(1 << 20, 16 << 10);
+        assert_eq!(default.table_bytes(), 2576);
+        // A table longer than a pool: the pools it covers are skipped.
+        let big = Geometry::new(1 << 20, 4 << 10);
+        assert_eq!(big.table_end, 16 + 256 * 40);
+        assert_eq!(
+            big.first_pool, 2,
+            "10256 bytes: pools 0 and 1 and the start of pool 2"
+        );
+        assert_eq!(big.first_block(2), 10256 - 2 * 4096);
+        let tight = Geometry::new(64 << 10, 4 << 10);
+        assert!(tight.first_block(tight.first_pool) <= (4 << 10) - 1024);
+    }
+
+    #[test]
+    fn every_block_finds_its_pool_by_masking_and_shifting() {
+        let arena = FakeArena::new();
+        let g = geometry();
+        for index in 0..16u32 {
+            let pool = g.pool_at(arena.mem, index);
+            assert_eq!(g.index_of(pool), index);
+            assert_eq!(g.base_of(pool).as_ptr(), arena.addr(index as usize * POOL));
+            for offset in [g.first_block(index), POOL - 16] {
+                let block = NonNull::new(arena.addr(index as usize * POOL + offset)).unwrap();
+                assert_eq!(g.pool_of(block), pool);
+            }
+        }
+    }
+
+    #[test]
+    fn blocks_are_carved_lazily_one_at_a_time_in_address_order() {
+        let arena = FakeArena::new();
+        let g = geometry();
+        let class = SizeClass::of(512).unwrap();
+        for index in [0, 5] {
+            let pool = g.pool_at(arena.mem, index);
+            let capacity = g.capacity(class, index);
+            let start = index as usize * POOL + g.first_block(index);
+            // SAFETY: the fake arena is ours, fresh and of this geometry; every step below follows
+            // the states the functions require (used while the free list is non-empty).
+            unsafe {
+                let first = pool.init(class, 0, g);
+                assert_eq!(first.as_ptr(), arena.addr(start));
+                // Only the block handed out and the next one have been carved.
+                let carved = (*pool.header()).nextoffset as usize;
+                assert_eq!(carved, g.first_block(index) + 2 * 512);
+                let mut handed = vec![first];
+                loop {
+                    let (block, exhausted) = pool.pop();
+                    handed.push(block);
+                    if exhausted && !pool.extend(g) {
+                        break;
+                    }
+                }
+                assert_eq!(handed.len(), capacity);
+                assert_eq!(pool.count() as usize, capacity);
+                for (i, b) in handed.iter().enumerate() {
+                    assert_eq!(b.as_ptr(), arena.addr(start + i * 512));
+                    assert_eq!(g.pool_of(*b), pool);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_pool_goes_used_full_used_empty_as_blocks_come_and_go() {
+        let arena = FakeArena::new();
+        let g = geometry();
+        let pool = g.pool_at(arena.mem, 3);
+        let class = SizeClass::of(512).unwrap();
+        // SAFETY: as in the test above.
+        unsafe {
+            let mut handed = vec![pool.init(class, 7, g)];
+            loop {
+                let (block, exhausted) = pool.pop();
+                handed.push(block);
+                if exhausted && !pool.extend(g) {
+                    break; // full
+                }
+            }
+            assert_eq!((*pool.header()).freeblock, None);
+            let last = handed.pop().unwrap();
+            assert_eq!(pool.push(last), AfterFree::NoLongerFull);
+            let (again, exhausted) = pool.pop();
+            assert_eq!(again, last, "the free list is last in, first out");
+            assert!(exhausted);
+            assert_eq!(pool.push(again), AfterFree::NoLongerFull);
+            while handed.len() > 1 {
+                assert_eq!(pool.push(handed.pop().unwrap()), AfterFree::StillUsed);
+            }
+            assert_eq!(pool.push(handed.pop().unwrap()), AfterFree::Empty);
+            assert_eq!(pool.count(), 0);
+            assert_eq!(pool.arena_index(), 7);
+        }
+    }
+
+    #[test]
+    fn the_used_table_links_and_unlinks_pools_in_any_position() {
+        let arena = FakeArena::new();
+        let g = geometry();
+        let class = SizeClass::of(100).unwrap();
+        let used = UsedPools::new();
+        let pools: Vec<Pool> = (1..4).map(|i| g.pool_at(arena.mem, i)).collect();
+        // SAFETY: each pool is initialised before it is linked, and only linked pools are
+        // removed.
+        unsafe {
+            for p in &pools {
+                p.init(class, 0, g);
+                used.push_front(class, *p);
+            }
+            assert_eq!(used.head(class), Some(pools[2]));
+            used.remove(class, pools[1]);
+            assert_eq!(pools[2].next(), Some(pools[0]));
+            assert_eq!(pools[0].prev(), Some(pools[2]));
+            used.remove(class, pools[2]);
+            assert_eq!(used.head(class), Some(pools[0]));
+            assert_eq!(pools[0].prev(), None);
+            used.remove(class, pools[0]);
+            assert_eq!(used.head(class), None);
+        }
+    }
+}

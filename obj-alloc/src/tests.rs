@@ -1,0 +1,175 @@
+//! Unit tests of the invariants that only the inside of the crate can see: the usable-arena
+//! ordering and the arena table's bookkeeping.
+
+use std::ptr::NonNull;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use raw_alloc::RawConfig;
+
+use crate::{ObjAlloc, ObjConfig, SizeClass};
+
+/// 64 KiB arenas of 16 pools of 4 KiB: small numbers, easy to reason about.
+fn small_heap() -> ObjAlloc {
+    ObjAlloc::new(ObjConfig {
+        raw: RawConfig {
+            arena_size: 64 << 10,
+            ..RawConfig::default()
+        },
+        pool_size: 4 << 10,
+    })
+    .unwrap()
+}
+
+const BIG: usize = 512;
+
+/// Fills `arenas` arenas with 512-byte blocks; returns them grouped by pool, 16 pools per arena
+/// in the order of the arenas' slots.
+fn fill_pools(heap: &ObjAlloc, arenas: usize) -> Vec<Vec<NonNull<u8>>> {
+    let g = heap.geometry;
+    let class = SizeClass::of(BIG).unwrap();
+    let per_arena: usize = g.usable_pools().map(|i| g.capacity(class, i)).sum();
+    let mut blocks: Vec<NonNull<u8>> = (0..arenas * per_arena)
+        .map(|_| heap.alloc(BIG).unwrap())
+        .collect();
+    assert_eq!(heap.raw().stats().arenas_current as usize, arenas);
+    // By arena slot, then by address.
+    blocks.sort_by_key(|b| (slot_of(heap, *b), *b));
+    let mut pools: Vec<Vec<NonNull<u8>>> = Vec::new();
+    for b in blocks {
+        match pools.last_mut() {
+            Some(p) if g.pool_of(p[0]) == g.pool_of(b) => p.push(b),
+            _ => pools.push(vec![b]),
+        }
+    }
+    assert_eq!(pools.len(), arenas * 16);
+    pools
+}
+
+fn free_pool(heap: &ObjAlloc, blocks: Vec<NonNull<u8>>) {
+    for b in blocks {
+        // SAFETY: each block came from `heap` with BIG bytes and is freed once.
+        unsafe { heap.dealloc(b, BIG) };
+    }
+    heap.arenas.borrow().check();
+}
+
+fn slot_of(heap: &ObjAlloc, block: NonNull<u8>) -> u32 {
+    heap.arenas.borrow().slot_of(block.as_ptr()).unwrap()
+}
+
+#[test]
+fn usable_arenas_stay_sorted_by_free_pools_fewest_first() {
+    let heap = small_heap();
+    let mut pools = fill_pools(&heap, 3); // three full arenas: slots 0, 1, 2
+    heap.arenas.borrow().check();
+    assert_eq!(heap.arenas.borrow().usable_order(), vec![]);
+    assert_eq!(slot_of(&heap, pools[0][0]), 0);
+    assert_eq!(slot_of(&heap, pools[47][0]), 2);
+
+    // Free 5 pools of arena 0, 2 of arena 1, 8 of arena 2 (highest pools first).
+    for (arena, n) in [(0usize, 5usize), (1, 2), (2, 8)] {
+        for p in 0..n {
+            free_pool(&heap, std::mem::take(&mut pools[arena * 16 + 15 - p]));
+        }
+    }
+    assert_eq!(
+        heap.arenas.borrow().usable_order(),
+        vec![(1, 2), (0, 5), (2, 8)]
+    );
+
+    // Arena 1 frees more pools and moves behind arena 0 once it has more free pools than it.
+    free_pool(&heap, std::mem::take(&mut pools[16 + 13]));
+    assert_eq!(
+        heap.arenas.borrow().usable_order(),
+        vec![(1, 3), (0, 5), (2, 8)]
+    );
+    for p in [12, 11, 10] {
+        free_pool(&heap, std::mem::take(&mut pools[16 + p]));
+    }
+    assert_eq!(
+        heap.arenas.borrow().usable_order(),
+        vec![(0, 5), (1, 6), (2, 8)]
+    );
+}
+
+#[test]
+fn a_new_pool_comes_from_the_arena_with_the_fewest_free_pools() {
+    let heap = small_heap();
+    let mut pools = fill_pools(&heap, 3);
+    for (arena, n) in [(0usize, 5usize), (1, 2), (2, 8)] {
+        for p in 0..n {
+            free_pool(&heap, std::mem::take(&mut pools[arena * 16 + 15 - p]));
+        }
+    }
+    // A class with no used pool takes a new pool: from arena 1, the fullest.
+    let small = heap.alloc(16).unwrap();
+    assert_eq!(slot_of(&heap, small), 1);
+    assert_eq!(
+        heap.arenas.borrow().usable_order(),
+        vec![(1, 1), (0, 5), (2, 8)]
+    );
+    let other = heap.alloc(100).unwrap();
+    assert_eq!(slot_of(&heap, other), 1);
+    // Arena 1 is full now and leaves the list; the next pool comes from arena 0.
+    assert_eq!(heap.arenas.borrow().usable_order(), vec![(0, 5), (2, 8)]);
+    let third = heap.alloc(200).unwrap();
+    assert_eq!(slot_of(&heap, third), 0);
+    heap.arenas.borrow().check();
+    // SAFETY: each block came from `heap` with that size and is freed once.
+    unsafe {
+        heap.dealloc(small, 16);
+        heap.dealloc(other, 100);
+        heap.dealloc(third, 200);
+    }
+    heap.arenas.borrow().check();
+}
+
+#[test]
+fn freeing_the_last_pool_of_an_arena_returns_it_and_its_slot_is_reused() {
+    let heap = small_heap();
+    let mut pools = fill_pools(&heap, 2); // arenas in slots 0 and 1
+    for p in pools.drain(..16) {
+        free_pool(&heap, p);
+    }
+    assert_eq!(heap.raw().stats().arenas_current, 1);
+    assert_eq!(heap.raw().stats().arenas_reclaimed, 1);
+    // Arena 1 is full: the next pool needs a new arena, which takes the free slot 0.
+    let b = heap.alloc(BIG).unwrap();
+    assert_eq!(slot_of(&heap, b), 0);
+    // SAFETY: from `heap` with BIG bytes, freed once.
+    unsafe { heap.dealloc(b, BIG) };
+    for p in pools {
+        free_pool(&heap, p);
+    }
+    assert_eq!(heap.raw().stats().arenas_current, 0);
+}
+
+#[test]
+fn random_churn_keeps_every_arena_table_invariant() {
+    let heap = small_heap();
+    let mut rng = SmallRng::seed_from_u64(7);
+    let mut live: Vec<(NonNull<u8>, usize)> = Vec::new();
+    for step in 0..20_000 {
+        // Grow for a while, then shrink, so arenas fill, drain and go back to the OS.
+        let grow = (step / 5_000) % 2 == 0;
+        if live.is_empty() || rng.gen_bool(if grow { 0.7 } else { 0.3 }) {
+            let size = rng.gen_range(1..=512);
+            live.push((heap.alloc(size).unwrap(), size));
+        } else {
+            let (b, size) = live.swap_remove(rng.gen_range(0..live.len()));
+            // SAFETY: from `heap` with `size` bytes, freed once.
+            unsafe { heap.dealloc(b, size) };
+        }
+        if step % 97 == 0 {
+            heap.arenas.borrow().check();
+        }
+    }
+    for (b, size) in live {
+        // SAFETY: as above.
+        unsafe { heap.dealloc(b, size) };
+    }
+    heap.arenas.borrow().check();
+    assert_eq!(heap.raw().stats().arenas_current, 0);
+    assert!(heap.raw().stats().arenas_reclaimed > 1);
+}
