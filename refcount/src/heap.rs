@@ -1,0 +1,588 @@
+//! [`RcHeap`]: allocation of objects, and their deallocation without recursion.
+//!
+//! Deallocation is CPython's trashcan, made unconditional: the first object whose count reaches
+//! zero is freed by a loop; every object that dies while the loop runs (a child released by a
+//! payload's drop, an object dropped by a finalizer or a weakref callback) is pushed on the
+//! heap's `pending` stack instead of being freed by a nested call. So freeing a chain of ten
+//! million objects takes ten million turns of one loop and one frame of stack.
+
+use std::cell::{Cell, RefCell};
+use std::marker::PhantomPinned;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::ptr::NonNull;
+
+use obj_alloc::{KindId, ObjAlloc, ObjConfig, Placement, Policy};
+use raw_alloc::OutOfMemory;
+
+use crate::handle::{ObjPtr, ObjRef, Ref};
+use crate::header::{ObjHeader, FINALIZED, HAS_WEAKREFS, HEADER_SIZE};
+use crate::stats::RcStats;
+use crate::type_info::{items_offset, Object, TypeInfo, VarObject};
+use crate::weak::WeakTable;
+
+/// Bytes in front of a direct block's object (pre-header and header), holding the heap pointer:
+/// a direct block has no arena header to find its heap through.
+pub const DIRECT_PREFIX: usize = 16;
+
+/// What the tier above wants to hear about containers (the collector tracks them).
+pub trait ContainerHook {
+    /// A container was just made: its payload is initialised and its count is 1.
+    fn on_alloc(&self, obj: ObjPtr);
+    /// A container's count reached zero; its payload is about to be dropped and its block freed.
+    fn on_dealloc(&self, obj: ObjPtr);
+}
+
+/// A failure that cannot propagate to anyone: a finalizer or a weakref callback that panicked.
+/// (CPython's `sys.unraisablehook`.)
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unraisable {
+    /// What was running: `"finalizer"` or `"weakref callback"`.
+    pub context: &'static str,
+    /// The name of the object's type.
+    pub type_name: &'static str,
+    /// The panic message.
+    pub message: String,
+}
+
+/// The function that receives [`Unraisable`] failures.
+pub type UnraisableHook = Box<dyn FnMut(&Unraisable)>;
+
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Counters {
+    pub allocated: u64,
+    pub freed: u64,
+    pub deferred: u64,
+    pub max_pending: u64,
+    pub finalizers_run: u64,
+    pub resurrected: u64,
+    pub weakrefs_cleared: u64,
+    pub callbacks_run: u64,
+    pub unraisable: u64,
+}
+
+/// A private heap of reference-counted objects.
+///
+/// The heap is pinned (its address is written into its arenas so that a dying object finds it);
+/// handles borrow it, so it outlives every handle. Dropping the heap releases all its memory;
+/// objects still alive then (leaked, or in uncollected cycles) are not dropped.
+///
+/// ```
+/// use refcount::{Object, RcHeap, Trace, TypeInfo};
+/// struct Num(i64);
+/// impl Trace for Num {}
+/// static NUM: TypeInfo = TypeInfo::new::<Num>("num");
+/// impl Object for Num { fn type_info() -> &'static TypeInfo { &NUM } }
+///
+/// let heap = RcHeap::new(Default::default()).unwrap();
+/// let a = heap.alloc(Num(7)).unwrap();
+/// let b = a.clone();
+/// assert_eq!((a.0, a.refcnt()), (7, 2));
+/// drop((a, b));
+/// assert_eq!(heap.stats().live, 0);
+/// ```
+pub struct RcHeap {
+    alloc: ObjAlloc,
+    /// Whether the deallocation loop is running (nested deaths go to `pending`).
+    deallocating: Cell<bool>,
+    pending: RefCell<Vec<ObjPtr>>,
+    pub(crate) weak: WeakTable,
+    /// The allocation kind of each type, by [`TypeInfo::index`].
+    kinds: RefCell<Vec<Option<KindId>>>,
+    hook: Cell<Option<NonNull<dyn ContainerHook>>>,
+    unraisable: RefCell<Option<UnraisableHook>>,
+    pub(crate) counters: Cell<Counters>,
+    context: Cell<*const ()>,
+    /// Whether finalizers and weakref callbacks may run (off while a heap is torn down).
+    user_code: Cell<bool>,
+    _pinned: PhantomPinned,
+}
+
+impl RcHeap {
+    /// Makes an empty heap.
+    pub fn new(config: ObjConfig) -> Result<Pin<Box<RcHeap>>, obj_alloc::ConfigError> {
+        let heap = Box::pin(RcHeap {
+            alloc: ObjAlloc::new(config)?,
+            deallocating: Cell::new(false),
+            pending: RefCell::new(Vec::new()),
+            weak: WeakTable::default(),
+            kinds: RefCell::new(Vec::new()),
+            hook: Cell::new(None),
+            unraisable: RefCell::new(None),
+            counters: Cell::new(Counters::default()),
+            context: Cell::new(std::ptr::null()),
+            user_code: Cell::new(true),
+            _pinned: PhantomPinned,
+        });
+        let owner: *const RcHeap = &*heap;
+        heap.alloc.set_owner(owner.cast());
+        Ok(heap)
+    }
+
+    /// The object allocator underneath.
+    pub fn allocator(&self) -> &ObjAlloc {
+        &self.alloc
+    }
+
+    /// Stores an opaque pointer for the runtime built on this heap (the façade keeps its own
+    /// state there, so that a finalizer holding only an object can reach it).
+    pub fn set_context(&self, context: *const ()) {
+        self.context.set(context)
+    }
+
+    /// The pointer given to [`set_context`](Self::set_context) (null if none).
+    pub fn context(&self) -> *const () {
+        self.context.get()
+    }
+
+    /// Turns finalizers and weakref callbacks off (or on again). A heap being torn down turns
+    /// them off: objects still die and weak references are still cleared, but no user code
+    /// runs against a heap that is going away.
+    pub fn set_user_code_enabled(&self, on: bool) {
+        self.user_code.set(on)
+    }
+
+    pub(crate) fn user_code_enabled(&self) -> bool {
+        self.user_code.get()
+    }
+
+    /// Installs the hook that hears of every container's birth and death.
+    ///
+    /// # Safety
+    /// `hook` must stay valid until it is replaced or the heap is dropped.
+    pub unsafe fn set_container_hook(&self, hook: Option<NonNull<dyn ContainerHook>>) {
+        self.hook.set(hook);
+    }
+
+    /// Installs the function that receives failed finalizers and callbacks. Without one they
+    /// are logged as `tracing` errors. Either way they are counted in the stats.
+    pub fn set_unraisable_hook(&self, hook: Option<UnraisableHook>) {
+        *self.unraisable.borrow_mut() = hook;
+    }
+
+    fn bump(&self, f: impl FnOnce(&mut Counters)) {
+        let mut c = self.counters.get();
+        f(&mut c);
+        self.counters.set(c);
+    }
+
+    /// The allocation kind of a type: registered with the obj-alloc tier on first use, with
+    /// the type's own policy unless [`set_type_policy`](Self::set_type_policy) chose another.
+    /// Every type gets a kind, so the allocator's stats count objects per type.
+    #[inline]
+    fn kind_of(&self, ty: &'static TypeInfo) -> KindId {
+        if let Some(Some(k)) = self.kinds.borrow().get(ty.index()) {
+            return *k;
+        }
+        self.register_type(ty, ty.policy)
+    }
+
+    #[cold]
+    fn register_type(&self, ty: &'static TypeInfo, policy: Policy) -> KindId {
+        let k = self.alloc.register_kind(ty.name, policy);
+        let mut kinds = self.kinds.borrow_mut();
+        if kinds.len() <= ty.index() {
+            kinds.resize(ty.index() + 1, None);
+        }
+        kinds[ty.index()] = Some(k);
+        k
+    }
+
+    /// Chooses the allocation policy of a type in this heap (free-list capacities are a heap's
+    /// configuration). Returns false, changing nothing, once the type has been allocated.
+    pub fn set_type_policy(&self, ty: &'static TypeInfo, policy: Policy) -> bool {
+        if let Some(Some(_)) = self.kinds.borrow().get(ty.index()) {
+            return false;
+        }
+        self.register_type(ty, policy);
+        true
+    }
+
+    /// Moves `value` into a new object with a count of 1.
+    ///
+    /// Fails with [`OutOfMemory`] under the heap limit; the heap is unchanged then.
+    pub fn alloc<'h, T: Object + 'h>(&'h self, value: T) -> Result<Ref<'h, T>, OutOfMemory> {
+        let ty = T::type_info();
+        debug_assert!(!ty.is_var(), "variable-size types are made by alloc_var");
+        let ptr = self.alloc_raw(ty, 0)?;
+        // SAFETY: alloc_raw returned a header followed by payload_size = size_of::<T>() bytes,
+        // aligned to 16 >= align_of::<T>().
+        unsafe { ptr.payload().cast::<T>().write(value) };
+        self.born(ty, ptr);
+        // SAFETY: a fresh object with count 1, which the handle takes over.
+        Ok(unsafe { Ref::from_owned(ptr) })
+    }
+
+    /// Moves `value` into a new variable-size object followed by clones of `items` (a tuple's
+    /// elements, a string's bytes), with a count of 1.
+    ///
+    /// # Panics
+    /// If `value.len()` is not `items.len()` (a bug in the caller, not bad input).
+    pub fn alloc_var<'h, T: VarObject + 'h>(
+        &'h self,
+        value: T,
+        items: &[T::Item],
+    ) -> Result<Ref<'h, T>, OutOfMemory>
+    where
+        T::Item: Clone,
+    {
+        self.alloc_var_with(value, |i| items[i].clone())
+    }
+
+    /// Moves `value` into a new variable-size object whose `value.len()` items are made by
+    /// `item(0)`, `item(1)`, ... in order.
+    pub fn alloc_var_with<'h, T: VarObject + 'h>(
+        &'h self,
+        value: T,
+        mut item: impl FnMut(usize) -> T::Item,
+    ) -> Result<Ref<'h, T>, OutOfMemory> {
+        let len = value.len();
+        let ty = T::type_info();
+        let ptr = self.alloc_raw(ty, len)?;
+        // SAFETY: alloc_raw returned room for the payload and len items at items_offset, all
+        // aligned (TypeInfo::new_var checked the alignments). Should `item` panic, the block
+        // leaks (never freed, never read), which is safe.
+        unsafe {
+            let payload = ptr.payload();
+            let first = payload.add(items_offset::<T>()).cast::<T::Item>();
+            for i in 0..len {
+                first.add(i).write(item(i));
+            }
+            payload.cast::<T>().write(value);
+        }
+        self.born(ty, ptr);
+        // SAFETY: a fresh object with count 1, which the handle takes over.
+        Ok(unsafe { Ref::from_owned(ptr) })
+    }
+
+    /// Makes an object whose payload is written by `init` in place (for payloads built from
+    /// raw parts). `init` receives the uninitialised payload of `ty.payload_size` bytes.
+    ///
+    /// # Safety
+    /// `init` must leave a valid payload of `ty`'s type in place.
+    pub unsafe fn alloc_with<'h>(
+        &'h self,
+        ty: &'static TypeInfo,
+        init: impl FnOnce(NonNull<u8>),
+    ) -> Result<ObjRef<'h>, OutOfMemory> {
+        debug_assert!(!ty.is_var(), "variable-size types are made by alloc_var");
+        let ptr = self.alloc_raw(ty, 0)?;
+        init(ptr.payload());
+        self.born(ty, ptr);
+        // SAFETY: a fresh object with count 1, which the handle takes over.
+        Ok(unsafe { ObjRef::from_owned(ptr) })
+    }
+
+    #[inline]
+    fn born(&self, ty: &'static TypeInfo, ptr: ObjPtr) {
+        self.bump(|c| c.allocated += 1);
+        if ty.container {
+            if let Some(hook) = self.hook.get() {
+                // SAFETY: the hook is valid while installed (set_container_hook's contract).
+                unsafe { hook.as_ref() }.on_alloc(ptr);
+            }
+        }
+    }
+
+    /// A block with the pre-header (zeroed) and header written; the payload (and `len` items)
+    /// uninitialised.
+    #[inline]
+    fn alloc_raw(&self, ty: &'static TypeInfo, len: usize) -> Result<ObjPtr, OutOfMemory> {
+        let size = ty.object_size(len);
+        let (block, locator, prefix) = match self.alloc.placement(size) {
+            Placement::Arena { arena_shift } => (self.alloc_block(ty, len, size)?, arena_shift, 0),
+            Placement::Direct => {
+                let block = self.alloc_block(ty, len, size + DIRECT_PREFIX)?;
+                let owner: *const RcHeap = self;
+                // SAFETY: the block has DIRECT_PREFIX bytes in front of the object, ours to
+                // write; its first word is the heap pointer `RcHeap::of` reads.
+                unsafe { block.cast::<*const RcHeap>().write(owner) };
+                (block, 0, DIRECT_PREFIX)
+            }
+        };
+        let pre = ty.pre_header();
+        // SAFETY: the block holds prefix + pre + header + payload bytes; the pre-header is
+        // zeroed for the tier above (a typed store: a runtime-length memset is a libc call)
+        // and the header written.
+        unsafe {
+            let start = block.add(prefix);
+            if ty.container {
+                const _: () = assert!(crate::CONTAINER_PRE_HEADER == 16);
+                start.cast::<[u64; 2]>().write([0; 2]);
+            }
+            let header = start.add(pre).cast::<ObjHeader>();
+            header.write(ObjHeader::new(ty, u32::from(locator)));
+            Ok(ObjPtr::from_header(header))
+        }
+    }
+
+    #[inline]
+    fn alloc_block(
+        &self,
+        ty: &'static TypeInfo,
+        len: usize,
+        size: usize,
+    ) -> Result<NonNull<u8>, OutOfMemory> {
+        self.alloc.alloc_kind_len(self.kind_of(ty), len, size)
+    }
+
+    /// The heap an object belongs to.
+    ///
+    /// # Safety
+    /// `obj` must be a live object.
+    pub unsafe fn of(obj: ObjPtr) -> *const RcHeap {
+        // SAFETY: obj is live (contract).
+        let header = unsafe { obj.header() };
+        match header.locator() {
+            // SAFETY: a direct block's heap pointer sits DIRECT_PREFIX bytes before the
+            // object's pre-header, in the same block (alloc_raw).
+            0 => unsafe {
+                let pre = header.type_info().pre_header();
+                let start = obj.as_non_null().cast::<u8>().sub(pre + DIRECT_PREFIX);
+                start.cast::<*const RcHeap>().read()
+            },
+            // SAFETY: the object was carved from an arena of 1 << shift bytes, whose header
+            // holds the heap pointer (set in `new`).
+            shift => unsafe { ObjAlloc::arena_owner(obj.as_non_null().cast(), shift as u8).cast() },
+        }
+    }
+
+    /// Frees an object whose count just reached zero, and everything that dies with it,
+    /// without recursion.
+    ///
+    /// # Safety
+    /// `obj` must be a live object whose count is zero, owned by nobody.
+    #[cold]
+    #[inline(never)]
+    pub(crate) unsafe fn dealloc(obj: ObjPtr) {
+        // SAFETY: obj is live (contract); its heap outlives it.
+        let heap = unsafe { &*RcHeap::of(obj) };
+        if heap.deallocating.get() {
+            let mut pending = heap.pending.borrow_mut();
+            pending.push(obj);
+            let depth = pending.len() as u64;
+            drop(pending);
+            heap.bump(|c| {
+                c.deferred += 1;
+                c.max_pending = c.max_pending.max(depth);
+            });
+            return;
+        }
+        heap.deallocating.set(true);
+        // SAFETY: contract.
+        unsafe { heap.dealloc_one(obj) };
+        loop {
+            let next = heap.pending.borrow_mut().pop();
+            match next {
+                // SAFETY: objects on the stack had their count reach zero and are owned by
+                // nobody; each is pushed once.
+                Some(o) => unsafe { heap.dealloc_one(o) },
+                None => break,
+            }
+        }
+        heap.deallocating.set(false);
+    }
+
+    /// CPython's `subtype_dealloc`, in order: finalizer (may resurrect), weak references
+    /// (cleared, callbacks of live ones run), the container hook (untrack), the payload (its
+    /// children die into `pending`), the block.
+    ///
+    /// # Safety
+    /// As [`dealloc`](Self::dealloc), and `obj` belongs to this heap.
+    unsafe fn dealloc_one(&self, obj: ObjPtr) {
+        // SAFETY: obj is live until its block is freed below.
+        let header = unsafe { obj.header() };
+        let ty = header.type_info();
+        if ty.finalize.is_some() && !header.has(FINALIZED) {
+            // SAFETY: obj is live with count 0.
+            if unsafe { self.run_finalizer(obj) } {
+                return; // resurrected: someone kept a reference
+            }
+        }
+        if header.has(HAS_WEAKREFS) {
+            self.clear_weakrefs_and_call_back(obj);
+        }
+        if ty.container {
+            if let Some(hook) = self.hook.get() {
+                // SAFETY: the hook is valid while installed.
+                unsafe { hook.as_ref() }.on_dealloc(obj);
+            }
+        }
+        // SAFETY: the payload is still live: its length is readable.
+        let len = unsafe { ty.len_of(obj.payload()) };
+        // The children this payload releases are pushed in the payload's drop order; reversing
+        // them makes the loop free them in that order, depth first: the order a recursive drop
+        // of a tree (of `Rc`s) would have. (A child shared with a sibling's subtree can die
+        // earlier than under `Rc`: all of this payload's releases happen before any subtree is
+        // freed. tests/model.rs pins both.)
+        let mark = self.pending.borrow().len();
+        // SAFETY: the payload is live and, with the count at zero, used by nobody else.
+        unsafe { (ty.drop_payload)(obj.payload()) };
+        let mut pending = self.pending.borrow_mut();
+        if pending.len() > mark + 1 {
+            pending[mark..].reverse();
+        }
+        drop(pending);
+        // SAFETY: the object is dead; its block goes back where alloc_raw took it.
+        unsafe { self.free_block(obj, ty, len) };
+        self.bump(|c| c.freed += 1);
+    }
+
+    /// Runs the finalizer of a dying object once (PEP 442). Returns true when it resurrected
+    /// the object (its count is above zero afterwards).
+    ///
+    /// # Safety
+    /// `obj` must be live; its count may be zero (dying) or above (called by the collector).
+    pub(crate) unsafe fn run_finalizer(&self, obj: ObjPtr) -> bool {
+        // SAFETY: contract.
+        let header = unsafe { obj.header() };
+        let ty = header.type_info();
+        let Some(finalize) = ty.finalize else {
+            return false;
+        };
+        if header.has(FINALIZED) || !self.user_code.get() {
+            return false;
+        }
+        header.set(FINALIZED, true);
+        self.bump(|c| c.finalizers_run += 1);
+        let before = header.refcnt();
+        // A temporary reference for the finalizer (CPython's resurrection dance).
+        // SAFETY: the object is live; the handle's reference is removed below without dealloc.
+        let this = std::mem::ManuallyDrop::new(unsafe { obj.to_ref::<'_>() });
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| finalize(&this))) {
+            self.report_panic("finalizer", ty.name, panic);
+        }
+        let after = header.refcnt() - 1;
+        header.set_refcnt(after);
+        if after > before {
+            self.bump(|c| c.resurrected += 1);
+            return true;
+        }
+        false
+    }
+
+    /// Calls `f` with panics reported as unraisable instead of unwinding into the heap.
+    pub(crate) fn guarded(&self, context: &'static str, type_name: &'static str, f: impl FnOnce()) {
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(f)) {
+            self.report_panic(context, type_name, panic);
+        }
+    }
+
+    fn report_panic(
+        &self,
+        context: &'static str,
+        type_name: &'static str,
+        panic: Box<dyn std::any::Any + Send>,
+    ) {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic with a non-string payload".into());
+        self.report_unraisable(Unraisable {
+            context,
+            type_name,
+            message,
+        });
+    }
+
+    /// Reports a failure nobody can catch (`sys.unraisablehook`): to the installed hook, or as
+    /// a `tracing` error; counted either way. The tiers above report their own (a failing gc
+    /// callback) here too.
+    pub fn report_unraisable(&self, u: Unraisable) {
+        self.bump(|c| c.unraisable += 1);
+        // Take the hook out while it runs, so that a hook that fails or reports again cannot
+        // re-enter the RefCell.
+        let hook = self.unraisable.borrow_mut().take();
+        match hook {
+            Some(mut h) => {
+                h(&u);
+                let mut slot = self.unraisable.borrow_mut();
+                if slot.is_none() {
+                    *slot = Some(h);
+                }
+            }
+            None => tracing::error!(
+                target: "refcount::unraisable",
+                context = u.context,
+                type_name = u.type_name,
+                "exception ignored in {} of {} object: {}",
+                u.context,
+                u.type_name,
+                u.message
+            ),
+        }
+    }
+
+    /// # Safety
+    /// `obj` is dead (payload dropped) and its block came from this heap's `alloc_raw` for `ty`
+    /// and `len`.
+    unsafe fn free_block(&self, obj: ObjPtr, ty: &'static TypeInfo, len: usize) {
+        // SAFETY: obj's header is still readable (the payload was dropped, not the header).
+        let direct = unsafe { obj.header() }.locator() == 0;
+        let (prefix, size) = if direct {
+            (DIRECT_PREFIX, ty.object_size(len) + DIRECT_PREFIX)
+        } else {
+            (0, ty.object_size(len))
+        };
+        // SAFETY: the block starts prefix + pre-header bytes before the header (alloc_raw).
+        let block = unsafe { obj.as_non_null().cast::<u8>().sub(ty.pre_header() + prefix) };
+        // SAFETY: the block came from alloc_block with this size, kind and length.
+        unsafe {
+            self.alloc
+                .dealloc_kind_len(self.kind_of(ty), len, block, size)
+        }
+    }
+
+    /// The bytes an object occupies in its block (pre-header, header, payload, items; not what
+    /// its payload owns elsewhere): the core of `sys.getsizeof`.
+    pub fn object_size(&self, obj: &ObjRef<'_>) -> usize {
+        let ty = obj.type_info();
+        // SAFETY: the handle keeps the payload alive.
+        ty.object_size(unsafe { ty.len_of(obj.as_ptr().payload()) })
+    }
+
+    /// Makes an object immortal (PEP 683): its count never changes again and it is never freed.
+    pub fn make_immortal(&self, obj: &ObjRef<'_>) {
+        obj.header().make_immortal();
+    }
+
+    /// Clears an object's references (its type's `clear`): what the collector does to break a
+    /// cycle. The object stays valid.
+    pub fn clear_refs(&self, obj: &ObjRef<'_>) {
+        // SAFETY: the handle keeps the payload alive.
+        unsafe { (obj.type_info().clear)(obj.as_ptr().payload()) }
+    }
+
+    /// Runs an object's finalizer now if it has one that has not run (the collector's
+    /// `finalize_garbage`). Panics are reported as unraisable.
+    pub fn finalize(&self, obj: &ObjRef<'_>) {
+        // SAFETY: the handle keeps the object alive.
+        unsafe { self.run_finalizer(obj.as_ptr()) };
+    }
+
+    /// A snapshot of the counters, with the allocator's.
+    pub fn stats(&self) -> RcStats {
+        RcStats::new(self.counters.get(), self.pending.borrow().len() as u64)
+    }
+}
+
+impl Drop for RcHeap {
+    fn drop(&mut self) {
+        // Every handle borrowed the heap, so none is left; objects still alive are leaked
+        // (uncollected cycles, immortals): their memory goes with the arenas.
+        self.hook.set(None);
+    }
+}
+
+/// Visits the strong references of a live object (its type's `trace`).
+///
+/// # Safety
+/// `obj` must be live, and `visit` must not change the object graph.
+pub unsafe fn trace(obj: ObjPtr, visit: &mut crate::Visit<'_>) {
+    // SAFETY: contract.
+    unsafe { (obj.type_info().trace)(obj.payload(), visit) }
+}
+
+/// The number of bytes from the start of an object's header to its payload.
+pub const PAYLOAD_OFFSET: usize = HEADER_SIZE;
