@@ -1,3 +1,88 @@
-//! # gengc: tier 3 of pyheap (not built yet)
+//! # gengc: tier 3 of pyheap
 //!
-//! The generational cycle collector will live here (issue #5).
+//! Reference counting cannot free cycles. This crate is CPython's `gc` module for a pyheap
+//! heap: it finds groups of containers that only reference each other and breaks them, without
+//! ever freeing a reachable object — it never frees memory itself: it clears references and lets
+//! reference counting free.
+//!
+//! ```text
+//!   GcHeap ── RcHeap (tier 2) ── container hook ──> Collector
+//!
+//!   Collector
+//!     gens[0]  gens[1]  gens[2]  permanent        Vec<ObjPtr> each; a container's GC header
+//!     count/threshold per generation (700,10,10)   (its 16-byte pre-header) holds its slot:
+//!     garbage, callbacks, debug flags, stats       track = push, untrack = swap_remove
+//!     young: the array of a running collection     scratch: a bumpalo arena, reset per run
+//!
+//!   collect(g):  gather_young ─> update_refs ─> subtract_refs ─> move_unreachable
+//!                ─> move_legacy_finalizers ─> handle_weakrefs ─> finalize_garbage
+//!                ─> handle_resurrected_objects ─> delete_garbage ─> move_survivors
+//! ```
+//!
+//! ## Invariants
+//! - Every tracked container is in exactly one generation array, at the index its GC header
+//!   says; a container that dies is untracked first (the refcount tier calls the hook).
+//! - During a collection, the young array holds the collected generations; `gc_refs` of a young
+//!   object is, after `subtract_refs`, the number of references from outside the young set.
+//! - The collector holds a reference to every object it found unreachable until deletion ends,
+//!   so nothing it works on is freed under it; finalizers and callbacks may allocate, drop,
+//!   resurrect, or call `collect` (which returns 0 at once while a collection runs).
+//! - No phase recurses: reachability is propagated with an explicit stack in scratch memory, so
+//!   a ring or chain of ten million objects is collected on an 8 MiB stack.
+//! - Free lists are cleared by every full collection, as in CPython.
+//!
+//! ## What this tier never does
+//! It never frees a block (refcounting does, when `clear` drops the last references), never
+//! allocates objects, and never knows an object's type beyond its `TypeInfo`.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod collector;
+mod header;
+mod heap;
+mod stats;
+
+pub use collector::{GcCallback, DEFAULT_THRESHOLDS, NUM_GENERATIONS};
+pub use heap::{CallbackId, GcError, GcHeap};
+pub use stats::{CallbackInfo, GcStats, GenerationState, GenerationStats, Phase};
+
+/// `gc.set_debug` flags.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+pub struct DebugFlags(u8);
+
+impl DebugFlags {
+    /// `gc.DEBUG_STATS`: a `tracing` event at the start and end of each collection.
+    pub const STATS: DebugFlags = DebugFlags(1);
+    /// `gc.DEBUG_COLLECTABLE`: an event per collectable object found.
+    pub const COLLECTABLE: DebugFlags = DebugFlags(2);
+    /// `gc.DEBUG_UNCOLLECTABLE`: an event per uncollectable object found.
+    pub const UNCOLLECTABLE: DebugFlags = DebugFlags(4);
+    /// `gc.DEBUG_SAVEALL`: unreachable objects go to `garbage` instead of being freed.
+    pub const SAVEALL: DebugFlags = DebugFlags(32);
+    /// `gc.DEBUG_LEAK`: COLLECTABLE | UNCOLLECTABLE | SAVEALL.
+    pub const LEAK: DebugFlags = DebugFlags(2 | 4 | 32);
+
+    /// No flag.
+    pub const fn empty() -> Self {
+        DebugFlags(0)
+    }
+
+    /// Whether every flag of `other` is set.
+    pub const fn contains(self, other: DebugFlags) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// The bits, as Python's `gc.get_debug()` gives them.
+    pub const fn bits(self) -> u8 {
+        self.0
+    }
+}
+
+impl std::ops::BitOr for DebugFlags {
+    type Output = DebugFlags;
+    fn bitor(self, rhs: DebugFlags) -> DebugFlags {
+        DebugFlags(self.0 | rhs.0)
+    }
+}

@@ -1,0 +1,110 @@
+//! Container types for the collector's tests: a list-like node, a node with a finalizer given
+//! as a closure, a node with a legacy finalizer, and an atom.
+#![allow(dead_code)]
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use refcount::{ObjRef, Object, RefVec, Trace, TypeInfo, Visit};
+
+/// A container holding references (a list, a dict's values, an instance's attributes).
+#[derive(Default)]
+pub struct Node<'h> {
+    pub kids: RefVec<'h>,
+}
+impl Trace for Node<'_> {
+    fn trace(&self, v: &mut Visit<'_>) {
+        self.kids.trace(v)
+    }
+    fn clear(&self) {
+        self.kids.clear()
+    }
+}
+static NODE: TypeInfo = TypeInfo::new::<Node<'static>>("node");
+impl Object for Node<'_> {
+    const CONTAINER: bool = true;
+    fn type_info() -> &'static TypeInfo {
+        &NODE
+    }
+}
+
+/// The finalizer of a [`FinNode`]: gets the object; may panic, store it, allocate...
+pub type FinFn = Box<dyn Fn(&ObjRef<'_>)>;
+
+/// A container with a PEP 442 finalizer.
+pub struct FinNode<'h> {
+    pub kids: RefVec<'h>,
+    pub fin: FinFn,
+}
+impl Trace for FinNode<'_> {
+    fn trace(&self, v: &mut Visit<'_>) {
+        self.kids.trace(v)
+    }
+    fn clear(&self) {
+        self.kids.clear()
+    }
+}
+static FIN_NODE: TypeInfo = TypeInfo::new::<FinNode<'static>>("fin_node");
+impl Object for FinNode<'_> {
+    const CONTAINER: bool = true;
+    const HAS_FINALIZER: bool = true;
+    fn type_info() -> &'static TypeInfo {
+        &FIN_NODE
+    }
+    fn finalize(this: &ObjRef<'_>) {
+        let me = this.downcast_ref::<FinNode<'_>>().unwrap();
+        (me.fin)(this)
+    }
+}
+
+/// A container with a legacy finalizer (`tp_del`): cycles through it are uncollectable.
+#[derive(Default)]
+pub struct Legacy<'h> {
+    pub kids: RefVec<'h>,
+}
+impl Trace for Legacy<'_> {
+    fn trace(&self, v: &mut Visit<'_>) {
+        self.kids.trace(v)
+    }
+    fn clear(&self) {
+        self.kids.clear()
+    }
+}
+static LEGACY: TypeInfo = TypeInfo::new::<Legacy<'static>>("legacy");
+impl Object for Legacy<'_> {
+    const CONTAINER: bool = true;
+    const LEGACY_FINALIZER: bool = true;
+    fn type_info() -> &'static TypeInfo {
+        &LEGACY
+    }
+}
+
+/// An atom.
+pub struct Atom(pub i64);
+impl Trace for Atom {}
+static ATOM: TypeInfo = TypeInfo::new::<Atom>("atom");
+impl Object for Atom {
+    fn type_info() -> &'static TypeInfo {
+        &ATOM
+    }
+}
+
+/// A shared log.
+pub type Log = Rc<RefCell<Vec<String>>>;
+
+/// Names a handle's heap lifetime as another's (finalizers get an unnamed lifetime).
+pub fn same_heap<'a, 'b>(r: ObjRef<'a>) -> ObjRef<'b> {
+    // SAFETY: only the lifetime's name changes; the tests keep every handle inside one heap's
+    // scope.
+    unsafe { std::mem::transmute::<ObjRef<'a>, ObjRef<'b>>(r) }
+}
+
+/// Runs `f` on a thread with an 8 MiB stack.
+pub fn on_8mib_stack(f: impl FnOnce() + Send + 'static) {
+    std::thread::Builder::new()
+        .stack_size(8 << 20)
+        .spawn(f)
+        .unwrap()
+        .join()
+        .unwrap();
+}
