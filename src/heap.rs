@@ -1,0 +1,361 @@
+//! [`Heap`]: the tiers composed, with Python's values on top.
+
+use std::cell::RefCell;
+use std::marker::PhantomPinned;
+use std::pin::Pin;
+
+use gengc::GcHeap;
+use hashbrown::HashTable;
+use obj_alloc::Policy;
+use refcount::{ObjPtr, ObjRef, Object, RcHeap, Ref, WeakCallback, WeakRefObj};
+
+use crate::object::{
+    as_instance, Bytes, Class, Dict, FinInstance, Finalizer, FinalizerKind, Float, Instance, Int,
+    LegacyInstance, List, NoneType, Opaque, PlainInstance, Str, Tuple,
+};
+use crate::stats::HeapStats;
+use crate::{Config, ConfigError, HeapError};
+
+/// The smallest cached int (CPython's `-NSMALLNEGINTS`).
+pub const SMALL_INT_MIN: i64 = -5;
+/// The largest cached int (CPython's `NSMALLPOSINTS - 1`).
+pub const SMALL_INT_MAX: i64 = 256;
+
+/// A private heap with Python's object model and its `gc` module: one interpreter's memory.
+///
+/// Objects are reached through counted handles ([`ObjRef`], or typed [`Ref`]s) that borrow the
+/// heap, so the heap outlives them. Dropping the heap runs one last collection and gives all
+/// memory back to the OS.
+///
+/// ```
+/// use pyheap::{Config, Heap};
+///
+/// let heap = Heap::new(Config::default()).unwrap();
+/// let l = heap.list(vec![heap.int(1).unwrap(), heap.str("two").unwrap()]).unwrap();
+/// l.append(l.clone().erase()).unwrap(); // l.append(l): a cycle
+/// drop(l);
+/// assert_eq!(heap.gc().collect(2).unwrap(), 1);
+/// ```
+pub struct Heap {
+    gc: GcHeap,
+    config: Config,
+    /// -5..=256, immortal.
+    small_ints: Vec<ObjPtr>,
+    none: ObjPtr,
+    /// Interned strings (immortal), by their hash.
+    interned: RefCell<HashTable<ObjPtr>>,
+    _pinned: PhantomPinned,
+}
+
+impl Heap {
+    /// Builds a heap; `Config::default()` is CPython 3.11's setup.
+    pub fn new(config: Config) -> Result<Pin<Box<Heap>>, ConfigError> {
+        config.validate()?;
+        let gc = GcHeap::new(config.obj_config())?;
+        let (t0, t1, t2) = config.gc_thresholds;
+        gc.set_threshold(t0, t1, t2);
+        if !config.gc_enabled {
+            gc.disable();
+        }
+        let rc = gc.rc();
+        let f = &config.free_lists;
+        rc.set_type_policy(Float::type_info(), Policy::FreeList { capacity: f.float });
+        rc.set_type_policy(List::type_info(), Policy::FreeList { capacity: f.list });
+        rc.set_type_policy(Dict::type_info(), Policy::FreeList { capacity: f.dict });
+        rc.set_type_policy(
+            Tuple::type_info(),
+            Policy::PerLength {
+                max_len: f.tuple_max_len,
+                capacity: f.tuple_per_length,
+            },
+        );
+        let immortal = |obj: ObjRef<'_>| {
+            rc.make_immortal(&obj);
+            obj.into_owned()
+        };
+        let small_ints = (SMALL_INT_MIN..=SMALL_INT_MAX)
+            .map(|i| rc.alloc(Int(i)).map(|r| immortal(r.erase())))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| ConfigError::LimitBelowOneArena {
+                limit: config.limit.unwrap_or(0),
+                arena_size: config.arena_size,
+            })?;
+        let none = rc
+            .alloc(NoneType)
+            .map(|r| immortal(r.erase()))
+            .map_err(|_| ConfigError::LimitBelowOneArena {
+                limit: config.limit.unwrap_or(0),
+                arena_size: config.arena_size,
+            })?;
+        let heap = Box::pin(Heap {
+            gc,
+            config,
+            small_ints,
+            none,
+            interned: RefCell::new(HashTable::new()),
+            _pinned: PhantomPinned,
+        });
+        let me: *const Heap = &*heap;
+        heap.gc.rc().set_context(me.cast());
+        Ok(heap)
+    }
+
+    /// The heap an object lives in.
+    ///
+    /// # Panics
+    /// If the object belongs to a bare refcount heap rather than a `Heap` (only objects made
+    /// through a `Heap` can be given here by safe code that got them from this crate).
+    pub fn of<'h>(obj: &ObjRef<'h>) -> &'h Heap {
+        Heap::try_of(obj).expect("the object does not belong to a live pyheap::Heap")
+    }
+
+    /// The heap an object lives in, or None for an object of a bare refcount heap (or of a
+    /// heap being dropped).
+    pub fn try_of<'h>(obj: &ObjRef<'h>) -> Option<&'h Heap> {
+        let ctx = obj.heap().context();
+        // SAFETY: the context of a façade heap's RcHeap is the pinned Heap that owns it, which
+        // lives as long as the RcHeap ('h); it is reset to null before the heap is dropped.
+        (!ctx.is_null()).then(|| unsafe { &*ctx.cast::<Heap>() })
+    }
+
+    /// The configuration the heap was made with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The `gc` module of this heap.
+    pub fn gc(&self) -> &GcHeap {
+        &self.gc
+    }
+
+    fn rc(&self) -> &RcHeap {
+        self.gc.rc()
+    }
+
+    /// `None`.
+    pub fn none(&self) -> ObjRef<'_> {
+        // SAFETY: None is immortal and lives in this heap.
+        unsafe { self.none.to_ref() }
+    }
+
+    /// An `int`. -5..=256 are the same immortal objects every time.
+    pub fn int(&self, value: i64) -> Result<ObjRef<'_>, HeapError> {
+        if (SMALL_INT_MIN..=SMALL_INT_MAX).contains(&value) {
+            let p = self.small_ints[(value - SMALL_INT_MIN) as usize];
+            // SAFETY: small ints are immortal objects of this heap.
+            return Ok(unsafe { p.to_ref() });
+        }
+        Ok(self.rc().alloc(Int(value))?.erase())
+    }
+
+    /// A `float` (from the float free list when it has a block).
+    pub fn float(&self, value: f64) -> Result<ObjRef<'_>, HeapError> {
+        Ok(self.rc().alloc(Float(value))?.erase())
+    }
+
+    /// A `str`.
+    pub fn str(&self, text: &str) -> Result<ObjRef<'_>, HeapError> {
+        Ok(self
+            .rc()
+            .alloc_var(Str::header_for(text), text.as_bytes())?
+            .erase())
+    }
+
+    /// `sys.intern(text)`: the one immortal `str` with this text in this heap.
+    pub fn intern(&self, text: &str) -> Result<ObjRef<'_>, HeapError> {
+        let hash = crate::object::Str::header_for(text).hash();
+        let eq = |p: &ObjPtr| {
+            // SAFETY: interned strings are immortal objects of this heap.
+            let s = unsafe { p.payload().cast::<Str>().as_ref() };
+            s.as_str() == text
+        };
+        if let Some(p) = self.interned.borrow().find(hash, eq) {
+            // SAFETY: immortal, of this heap.
+            return Ok(unsafe { p.to_ref() });
+        }
+        let s = self.str(text)?;
+        self.rc().make_immortal(&s);
+        let p = s.as_ptr();
+        self.interned.borrow_mut().insert_unique(hash, p, |q| {
+            // SAFETY: as above.
+            unsafe { q.payload().cast::<Str>().as_ref() }.hash()
+        });
+        Ok(s)
+    }
+
+    /// Whether `obj` is an interned string.
+    pub fn is_interned(&self, obj: &ObjRef<'_>) -> bool {
+        let Some(s) = obj.downcast_ref::<Str>() else {
+            return false;
+        };
+        self.interned
+            .borrow()
+            .find(s.hash(), |p| *p == obj.as_ptr())
+            .is_some()
+    }
+
+    /// A `bytes`.
+    pub fn bytes(&self, data: &[u8]) -> Result<ObjRef<'_>, HeapError> {
+        Ok(self.rc().alloc_var(Bytes::header_for(data), data)?.erase())
+    }
+
+    /// A `tuple` of `items`. A tuple that holds no container is not tracked by the collector
+    /// (CPython untracks such tuples at their first collection; pyheap does it at once).
+    pub fn tuple<'h>(&'h self, items: &[ObjRef<'h>]) -> Result<Ref<'h, Tuple<'h>>, HeapError> {
+        self.check_all(items)?;
+        let t = self.rc().alloc_var(Tuple::with_len(items.len()), items)?;
+        if items.iter().all(|i| !i.type_info().container) {
+            self.gc.untrack(t.as_obj());
+        }
+        Ok(t)
+    }
+
+    /// A `list` of `items`.
+    pub fn list<'h>(&'h self, items: Vec<ObjRef<'h>>) -> Result<Ref<'h, List<'h>>, HeapError> {
+        self.check_all(&items)?;
+        Ok(self.rc().alloc(List::from_vec(items))?)
+    }
+
+    /// An empty `dict`.
+    pub fn dict(&self) -> Result<Ref<'_, Dict<'_>>, HeapError> {
+        Ok(self.rc().alloc(Dict::new())?)
+    }
+
+    /// A class named `name`, with an optional finalizer.
+    pub fn class<'h>(
+        &'h self,
+        name: &str,
+        finalizer: Option<(Finalizer<'h>, FinalizerKind)>,
+    ) -> Result<Ref<'h, Class<'h>>, HeapError> {
+        Ok(self.rc().alloc(Class::new(name, finalizer))?)
+    }
+
+    /// A new instance of `class`, with no attributes.
+    pub fn instance<'h>(&'h self, class: &Ref<'h, Class<'h>>) -> Result<ObjRef<'h>, HeapError> {
+        self.check_all(std::slice::from_ref(class.as_obj()))?;
+        let inst = Instance::new(class.clone().erase());
+        let obj = match class.finalizer_kind() {
+            None => self.rc().alloc(PlainInstance(inst))?.erase(),
+            Some(FinalizerKind::Safe) => self.rc().alloc(FinInstance(inst))?.erase(),
+            Some(FinalizerKind::Legacy) => self.rc().alloc(LegacyInstance(inst))?.erase(),
+        };
+        Ok(obj)
+    }
+
+    /// `setattr(obj, name, value)` (the name is interned, as CPython does).
+    pub fn setattr<'h>(
+        &'h self,
+        obj: &ObjRef<'h>,
+        name: &str,
+        value: ObjRef<'h>,
+    ) -> Result<(), HeapError> {
+        let inst = as_instance(obj).ok_or(HeapError::NotAnInstance {
+            type_name: obj.type_info().name,
+        })?;
+        inst.set_attr(self.intern(name)?, value)
+    }
+
+    /// `getattr(obj, name, None)`.
+    pub fn getattr<'h>(
+        &'h self,
+        obj: &ObjRef<'h>,
+        name: &str,
+    ) -> Result<Option<ObjRef<'h>>, HeapError> {
+        let inst = as_instance(obj).ok_or(HeapError::NotAnInstance {
+            type_name: obj.type_info().name,
+        })?;
+        inst.get_attr(&self.intern(name)?)
+    }
+
+    /// `weakref.ref(obj, callback)`.
+    pub fn weakref<'h>(
+        &'h self,
+        obj: &ObjRef<'h>,
+        callback: Option<WeakCallback<'h>>,
+    ) -> Result<Ref<'h, WeakRefObj<'h>>, HeapError> {
+        self.check_all(std::slice::from_ref(obj))?;
+        Ok(self.rc().weakref(obj, callback)?)
+    }
+
+    /// An opaque container standing for an object of another type: `type_name`, at least
+    /// `size` bytes (as `sys.getsizeof` reported it), holding `refs`.
+    pub fn opaque<'h>(
+        &'h self,
+        type_name: &str,
+        size: usize,
+        refs: &[ObjRef<'h>],
+    ) -> Result<ObjRef<'h>, HeapError> {
+        self.check_all(refs)?;
+        let name = self.intern(type_name)?;
+        let ty = Opaque::type_info();
+        let fixed = ty.pre_header() + refcount::HEADER_SIZE + ty.payload_size;
+        let slot = std::mem::size_of::<refcount::RefCell1<'_>>();
+        let slots = refs.len().max(size.saturating_sub(fixed).div_ceil(slot));
+        let obj = self
+            .rc()
+            .alloc_var_with(Opaque::new(name, refs.len(), slots), |i| {
+                refcount::RefCell1::new(refs.get(i).cloned())
+            })?;
+        Ok(obj.erase())
+    }
+
+    /// `sys.getsizeof(obj)`: the object's block and the arrays it owns (a list's items, a
+    /// dict's table).
+    pub fn size_of(&self, obj: &ObjRef<'_>) -> usize {
+        let own = self.rc().object_size(obj);
+        let extra = if let Some(l) = obj.downcast_ref::<List>() {
+            l.buffer_bytes()
+        } else if let Some(d) = obj.downcast_ref::<Dict>() {
+            d.buffer_bytes()
+        } else if let Some(i) = as_instance(obj) {
+            i.buffer_bytes()
+        } else {
+            0
+        };
+        own + extra
+    }
+
+    /// `sys.getallocatedblocks()`: blocks handed out by the allocator now.
+    pub fn allocated_blocks(&self) -> u64 {
+        let s = self.rc().allocator().stats();
+        s.classes
+            .iter()
+            .map(|c| c.blocks_in_use as u64)
+            .sum::<u64>()
+            + s.raw.direct_blocks
+    }
+
+    /// One snapshot of every tier.
+    pub fn stats(&self) -> HeapStats {
+        HeapStats {
+            alloc: self.rc().allocator().stats(),
+            refcount: self.rc().stats(),
+            gc: self.gc.stats(),
+        }
+    }
+
+    /// Fails if any object lives in another heap.
+    fn check_all(&self, objs: &[ObjRef<'_>]) -> Result<(), HeapError> {
+        let me: *const RcHeap = self.rc();
+        match objs.iter().find(|o| !std::ptr::eq(o.heap(), me)) {
+            Some(o) => Err(HeapError::ForeignObject {
+                type_name: o.type_info().name,
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Fails if `item` does not live in the same heap as the object whose payload is `container`.
+pub(crate) fn check_same_heap<T>(container: &T, item: &ObjRef<'_>) -> Result<(), HeapError> {
+    // SAFETY: the model's payload types are only ever made inside heap objects (their
+    // constructors are private to this crate), so `container` is a payload.
+    let owner = unsafe { RcHeap::of(ObjPtr::from_payload(container)) };
+    if std::ptr::eq(owner, item.heap()) {
+        Ok(())
+    } else {
+        Err(HeapError::ForeignObject {
+            type_name: item.type_info().name,
+        })
+    }
+}

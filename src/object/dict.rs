@@ -1,0 +1,82 @@
+//! `dict`: an insertion-ordered table; dict objects come from a bounded free list.
+
+use obj_alloc::Policy;
+use refcount::{ObjRef, Object, Trace, TypeInfo, Visit};
+
+use super::table::Table;
+use crate::HeapError;
+
+/// `dict`. Made by [`Heap::dict`](crate::Heap::dict). Keys must be hashable: ints, floats,
+/// strs, bytes, None, and tuples of hashables.
+pub struct Dict<'h> {
+    table: Table<'h>,
+}
+
+impl<'h> Dict<'h> {
+    pub(crate) fn new() -> Self {
+        Dict {
+            table: Table::default(),
+        }
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Whether the dict is empty.
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+
+    /// `d.get(key)`.
+    pub fn get(&self, key: &ObjRef<'h>) -> Result<Option<ObjRef<'h>>, HeapError> {
+        self.table.get(key)
+    }
+
+    /// `d[key] = value`. Fails on an unhashable key or an object of another heap.
+    pub fn set(&self, key: ObjRef<'h>, value: ObjRef<'h>) -> Result<(), HeapError> {
+        crate::check_same_heap(self, &key)?;
+        crate::check_same_heap(self, &value)?;
+        let old = self.table.set(key, value)?;
+        drop(old);
+        Ok(())
+    }
+
+    /// `del d[key]`; returns whether the key was there.
+    pub fn delete(&self, key: &ObjRef<'h>) -> Result<bool, HeapError> {
+        Ok(self.table.remove(key)?.is_some())
+    }
+
+    /// New references to every (key, value), in insertion order.
+    pub fn items(&self) -> Vec<(ObjRef<'h>, ObjRef<'h>)> {
+        self.table.items()
+    }
+
+    /// `d.clear()`.
+    pub fn clear(&self) {
+        self.table.clear()
+    }
+
+    pub(crate) fn buffer_bytes(&self) -> usize {
+        self.table.buffer_bytes()
+    }
+}
+
+impl Trace for Dict<'_> {
+    fn trace(&self, v: &mut Visit<'_>) {
+        self.table.trace(v)
+    }
+    fn clear(&self) {
+        self.table.clear()
+    }
+}
+
+static DICT: TypeInfo = TypeInfo::new::<Dict<'static>>("dict");
+impl Object for Dict<'_> {
+    const CONTAINER: bool = true;
+    const POLICY: Policy = Policy::DICT;
+    fn type_info() -> &'static TypeInfo {
+        &DICT
+    }
+}

@@ -1,0 +1,195 @@
+//! The object model: Python's built-in values as refcount objects, each with the allocation
+//! CPython uses for it.
+//!
+//! | kind | type | allocation | tracked |
+//! | --- | --- | --- | --- |
+//! | `int` | [`Int`] | size class; -5..=256 preallocated and immortal | no |
+//! | `float` | [`Float`] | free list (100) | no |
+//! | `str` | [`Str`] | size class, text inline, hash cached; interning | no |
+//! | `bytes` | [`Bytes`] | size class, bytes inline | no |
+//! | `tuple` | [`Tuple`] | free lists per length (1..=19, 2000 each), items inline | if it holds a container |
+//! | `list` | [`List`] | free list (80); items in a separate array | yes |
+//! | `dict` | [`Dict`] | free list (80); table in separate arrays | yes |
+//! | `type` | [`Class`] | size class | no |
+//! | `instance` | [`Instance`] | size class, attributes inline | yes |
+//! | `weakref` | [`WeakRefObj`] | size class | yes |
+//! | `opaque` | [`Opaque`] | size class, sized like the object it stands for | yes |
+//! | `NoneType` | [`NoneType`] | one immortal object | no |
+
+mod atoms;
+mod dict;
+mod instance;
+mod list;
+mod opaque;
+mod table;
+mod tuple;
+
+pub use atoms::{Bytes, Float, Int, NoneType, Str};
+pub use dict::Dict;
+pub use instance::{as_instance, Class, Finalizer, FinalizerKind, Instance};
+pub(crate) use instance::{FinInstance, LegacyInstance, PlainInstance};
+pub use list::List;
+pub use opaque::Opaque;
+pub use refcount::WeakRefObj;
+pub use table::Table;
+pub use tuple::Tuple;
+
+use refcount::ObjRef;
+use serde::{Deserialize, Serialize};
+
+use crate::HeapError;
+
+/// The kind of an object: which type of the model it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// `int`
+    Int,
+    /// `float`
+    Float,
+    /// `str`
+    Str,
+    /// `bytes`
+    Bytes,
+    /// `tuple`
+    Tuple,
+    /// `list`
+    List,
+    /// `dict`
+    Dict,
+    /// a class
+    Class,
+    /// an instance of a class
+    Instance,
+    /// `weakref`
+    WeakRef,
+    /// an opaque stand-in for another type
+    Opaque,
+    /// `None`
+    None,
+    /// an object of a type made outside the model (a refcount type of the user's)
+    Foreign,
+}
+
+impl Kind {
+    /// The kind of `obj`.
+    pub fn of(obj: &ObjRef<'_>) -> Kind {
+        if obj.is::<Int>() {
+            Kind::Int
+        } else if obj.is::<Str>() {
+            Kind::Str
+        } else if obj.is::<Tuple>() {
+            Kind::Tuple
+        } else if obj.is::<List>() {
+            Kind::List
+        } else if obj.is::<Dict>() {
+            Kind::Dict
+        } else if obj.is::<Float>() {
+            Kind::Float
+        } else if obj.is::<Bytes>() {
+            Kind::Bytes
+        } else if as_instance(obj).is_some() {
+            Kind::Instance
+        } else if obj.is::<Class>() {
+            Kind::Class
+        } else if obj.is::<WeakRefObj>() {
+            Kind::WeakRef
+        } else if obj.is::<Opaque>() {
+            Kind::Opaque
+        } else if obj.is::<NoneType>() {
+            Kind::None
+        } else {
+            Kind::Foreign
+        }
+    }
+
+    /// The kind's name, as the stats print it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Int => "int",
+            Kind::Float => "float",
+            Kind::Str => "str",
+            Kind::Bytes => "bytes",
+            Kind::Tuple => "tuple",
+            Kind::List => "list",
+            Kind::Dict => "dict",
+            Kind::Class => "type",
+            Kind::Instance => "instance",
+            Kind::WeakRef => "weakref",
+            Kind::Opaque => "opaque",
+            Kind::None => "NoneType",
+            Kind::Foreign => "foreign",
+        }
+    }
+}
+
+/// `hash(obj)` for dict keys: ints, floats, strs, bytes, None and tuples of hashables.
+/// Numbers that compare equal hash equal (`hash(1) == hash(1.0)`).
+pub fn key_hash(obj: &ObjRef<'_>) -> Result<u64, HeapError> {
+    if let Some(i) = obj.downcast_ref::<Int>() {
+        return Ok(int_hash(i.0));
+    }
+    if let Some(s) = obj.downcast_ref::<Str>() {
+        return Ok(s.hash);
+    }
+    if let Some(f) = obj.downcast_ref::<Float>() {
+        let v = f.0;
+        if v.fract() == 0.0 && v >= i64::MIN as f64 && v < i64::MAX as f64 {
+            return Ok(int_hash(v as i64));
+        }
+        return Ok(atoms::hash_bytes(&v.to_bits().to_le_bytes()));
+    }
+    if let Some(b) = obj.downcast_ref::<Bytes>() {
+        return Ok(b.hash);
+    }
+    if obj.is::<NoneType>() {
+        return Ok(0xFCA8_6420);
+    }
+    if let Some(t) = obj.downcast_ref::<Tuple>() {
+        // CPython's xxHash-based tuple hash, in spirit: mix each element's hash in order.
+        let mut acc: u64 = 0x27D4_EB2F_1656_67C5;
+        for item in t.items() {
+            let h = key_hash(item)?;
+            acc = acc.wrapping_add(h.wrapping_mul(0xC2B2_AE3D_27D4_EB4F));
+            acc = acc.rotate_left(31).wrapping_mul(0x9E37_79B1_85EB_CA87);
+        }
+        return Ok(acc ^ t.len() as u64);
+    }
+    Err(HeapError::Unhashable {
+        type_name: obj.type_info().name,
+    })
+}
+
+fn int_hash(i: i64) -> u64 {
+    // Spread the bits so that consecutive ints do not share a bucket group.
+    (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// `a == b` for hashable objects: numbers by value (across int and float), strs and bytes by
+/// content, tuples element by element, everything else by identity.
+pub fn key_eq(a: &ObjRef<'_>, b: &ObjRef<'_>) -> bool {
+    if a.ptr_eq(b) {
+        return true;
+    }
+    let num = |o: &ObjRef<'_>| {
+        o.downcast_ref::<Int>()
+            .map(|i| i.0 as f64)
+            .or_else(|| o.downcast_ref::<Float>().map(|f| f.0))
+    };
+    if let (Some(x), Some(y)) = (a.downcast_ref::<Int>(), b.downcast_ref::<Int>()) {
+        return x.0 == y.0;
+    }
+    if let (Some(x), Some(y)) = (num(a), num(b)) {
+        return x == y;
+    }
+    if let (Some(x), Some(y)) = (a.downcast_ref::<Str>(), b.downcast_ref::<Str>()) {
+        return x.hash == y.hash && x.as_str() == y.as_str();
+    }
+    if let (Some(x), Some(y)) = (a.downcast_ref::<Bytes>(), b.downcast_ref::<Bytes>()) {
+        return x.as_bytes() == y.as_bytes();
+    }
+    if let (Some(x), Some(y)) = (a.downcast_ref::<Tuple>(), b.downcast_ref::<Tuple>()) {
+        return x.len() == y.len() && x.items().iter().zip(y.items()).all(|(p, q)| key_eq(p, q));
+    }
+    false
+}

@@ -1,0 +1,76 @@
+//! Opaque containers: stand-ins for CPython objects of other types (functions, modules, code,
+//! sets, ...) when a heap graph is replayed: a type name, a size and the references.
+
+use std::marker::PhantomData;
+
+use refcount::{items, ObjRef, Object, RefCell1, Trace, TypeInfo, VarObject, Visit};
+
+/// An object of another type: its references and enough slots to occupy the size it had.
+/// Made by [`Heap::opaque`](crate::Heap::opaque).
+pub struct Opaque<'h> {
+    type_name: ObjRef<'h>,
+    refs: usize,
+    slots: usize,
+    _heap: PhantomData<ObjRef<'h>>,
+}
+
+impl<'h> Opaque<'h> {
+    pub(crate) fn new(type_name: ObjRef<'h>, refs: usize, slots: usize) -> Self {
+        Opaque {
+            type_name,
+            refs,
+            slots,
+            _heap: PhantomData,
+        }
+    }
+
+    /// The name of the type it stands for.
+    pub fn type_name(&self) -> &str {
+        self.type_name
+            .downcast_ref::<super::Str>()
+            .map_or("?", super::Str::as_str)
+    }
+
+    /// The references it holds now, in order.
+    pub fn referents(&self) -> Vec<ObjRef<'h>> {
+        items(self)[..self.refs]
+            .iter()
+            .filter_map(RefCell1::get)
+            .collect()
+    }
+
+    /// How many reference slots it has.
+    pub fn ref_slots(&self) -> usize {
+        self.refs
+    }
+}
+
+impl Trace for Opaque<'_> {
+    fn trace(&self, v: &mut Visit<'_>) {
+        for slot in &items(self)[..self.refs] {
+            slot.trace(v);
+        }
+    }
+    /// Like the `tp_clear` of the types it stands for: drops every reference.
+    fn clear(&self) {
+        for slot in &items(self)[..self.refs] {
+            slot.set(None);
+        }
+    }
+}
+
+static OPAQUE: TypeInfo = TypeInfo::new_var::<Opaque<'static>>("opaque");
+impl Object for Opaque<'_> {
+    const CONTAINER: bool = true;
+    fn type_info() -> &'static TypeInfo {
+        &OPAQUE
+    }
+}
+
+impl<'h> VarObject for Opaque<'h> {
+    /// A reference slot; the slots past `refs` are padding (empty) up to the size asked for.
+    type Item = RefCell1<'h>;
+    fn len(&self) -> usize {
+        self.slots
+    }
+}

@@ -1,0 +1,69 @@
+//! `tuple`: immutable, its references in its own block, dead tuples kept per length.
+
+use std::marker::PhantomData;
+
+use obj_alloc::Policy;
+use refcount::{items, ObjRef, Object, Trace, TypeInfo, VarObject, Visit};
+
+/// `tuple`. Made by [`Heap::tuple`](crate::Heap::tuple).
+pub struct Tuple<'h> {
+    len: usize,
+    _heap: PhantomData<ObjRef<'h>>,
+}
+
+impl Tuple<'_> {
+    pub(crate) fn with_len(len: usize) -> Self {
+        Tuple {
+            len,
+            _heap: PhantomData,
+        }
+    }
+}
+
+impl<'h> Tuple<'h> {
+    /// The elements.
+    pub fn items(&self) -> &[ObjRef<'h>] {
+        items(self)
+    }
+
+    /// A new reference to element `i`.
+    pub fn get(&self, i: usize) -> Option<ObjRef<'h>> {
+        self.items().get(i).cloned()
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the tuple is `()`.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl Trace for Tuple<'_> {
+    fn trace(&self, v: &mut Visit<'_>) {
+        for r in self.items() {
+            v.visit(r);
+        }
+    }
+    // A tuple cannot be cleared (CPython's tuples have no tp_clear either): cycles through a
+    // tuple are broken by clearing the mutable objects in them.
+}
+
+static TUPLE: TypeInfo = TypeInfo::new_var::<Tuple<'static>>("tuple");
+impl Object for Tuple<'_> {
+    const CONTAINER: bool = true;
+    const POLICY: Policy = Policy::TUPLE;
+    fn type_info() -> &'static TypeInfo {
+        &TUPLE
+    }
+}
+
+impl<'h> VarObject for Tuple<'h> {
+    type Item = ObjRef<'h>;
+    fn len(&self) -> usize {
+        self.len
+    }
+}
