@@ -1,0 +1,243 @@
+//! Why a heapgraph file was rejected, and on which line.
+
+use std::io;
+
+use thiserror::Error;
+
+use super::model::Kind;
+
+/// A heapgraph file that breaks a rule of the format (sections 1 to 4), or that could not be
+/// read. `line` is 1-based: line 1 is the header. Errors found only once the whole file is
+/// read (a header count that does not match the objects) name the line that declared the
+/// wrong value.
+#[derive(Debug, Error)]
+#[error("line {line}: {kind}")]
+pub struct ReadError {
+    /// The 1-based line the error is about.
+    pub line: u64,
+    /// What is wrong.
+    pub kind: ErrorKind,
+}
+
+impl ReadError {
+    /// An error on `line`.
+    pub fn new(line: u64, kind: ErrorKind) -> Self {
+        Self { line, kind }
+    }
+}
+
+/// What is wrong with a heapgraph file. Each variant's message reads after `line N: `.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The input could not be read.
+    #[error("cannot read the input: {0}")]
+    Io(#[source] io::Error),
+    /// The file has no line at all.
+    #[error("the file is empty: line 1 must be the header")]
+    Empty,
+    /// The last line has no line feed: the file was cut short.
+    #[error("the last line does not end with a line feed (truncated file?)")]
+    Unterminated,
+    /// A line ends with CR LF.
+    #[error("the line ends with CR LF: lines end with LF alone")]
+    CarriageReturn,
+    /// The line is not UTF-8.
+    #[error("not valid UTF-8 (byte {offset} of the line)")]
+    NotUtf8 {
+        /// Byte offset of the first invalid byte within the line.
+        offset: usize,
+    },
+    /// An empty or all-blank line.
+    #[error("blank line: every line must be one JSON object")]
+    BlankLine,
+    /// The line is not valid JSON.
+    #[error("invalid JSON: {message}")]
+    Json {
+        /// The JSON parser's message, with the column.
+        message: String,
+    },
+    /// The line is valid JSON but not an object.
+    #[error("the line is {found}, not a JSON object")]
+    NotAnObject {
+        /// The JSON type found.
+        found: &'static str,
+    },
+    /// The same key twice in one line.
+    #[error("key `{key}` appears twice")]
+    DuplicateKey {
+        /// The repeated key.
+        key: String,
+    },
+    /// A required key is absent.
+    #[error("missing required key `{key}`")]
+    MissingKey {
+        /// The missing key.
+        key: &'static str,
+    },
+    /// A key holds a value of the wrong JSON type.
+    #[error("`{key}` must be {expected}, found {found}")]
+    WrongType {
+        /// The key (with an index for an array element, as in `refs[2]`).
+        key: String,
+        /// The type the format requires.
+        expected: &'static str,
+        /// The type found.
+        found: &'static str,
+    },
+    /// An integer beyond the signed 64-bit range.
+    #[error("`{key}` is outside the signed 64-bit integer range")]
+    OutOfRange {
+        /// The key (with an index for an array element).
+        key: String,
+    },
+    /// A count, size or timing below zero.
+    #[error("`{key}` is {value}: counts are never negative")]
+    Negative {
+        /// The key (with an index for an array element).
+        key: String,
+        /// The value found.
+        value: i64,
+    },
+    /// The header's `format` is not `"heapgraph"`.
+    #[error("`format` is {found:?}, expected \"heapgraph\"")]
+    NotHeapgraph {
+        /// The format named.
+        found: String,
+    },
+    /// A version this reader does not know.
+    #[error("unsupported version {found}: this reader knows version 1")]
+    UnsupportedVersion {
+        /// The version named.
+        found: i64,
+    },
+    /// More objects or references than ids of 32 bits can name.
+    #[error("{what} exceeds this reader's limit of {limit}")]
+    TooLarge {
+        /// What is too large.
+        what: &'static str,
+        /// The largest supported value.
+        limit: u64,
+    },
+    /// An object line whose id is not the next one.
+    #[error("id {found} where id {expected} was expected (ids are 0, 1, 2, ... in file order: a duplicate, missing or out-of-order line?)")]
+    IdOutOfOrder {
+        /// The id found.
+        found: i64,
+        /// The id this line must have.
+        expected: u32,
+    },
+    /// An id that names no object of the file.
+    #[error("`{key}` is {id}, not the id of one of the file's {objects} objects")]
+    IdOutOfRange {
+        /// The key, with the index in its array (`refs[3]`, `garbage[0]`).
+        key: String,
+        /// The id found.
+        id: i64,
+        /// The number of objects of the file.
+        objects: u32,
+    },
+    /// A `kind` that is not one of the format's ten.
+    #[error("unknown kind {found:?} (expected int, float, str, bytes, tuple, list, dict, set, instance or other)")]
+    UnknownKind {
+        /// The kind named.
+        found: String,
+    },
+    /// An empty `type`.
+    #[error("`type` is empty")]
+    EmptyTypeName,
+    /// A `value` or `len` on an object of a kind that has none.
+    #[error("`{key}` is not allowed on an object of kind {kind}")]
+    NotAllowedForKind {
+        /// `value` or `len`.
+        key: &'static str,
+        /// The object's kind.
+        kind: Kind,
+    },
+    /// An atom (int, float, str, bytes) with references.
+    #[error("an object of kind {kind} is an atom: its `refs` must be empty")]
+    AtomWithRefs {
+        /// The object's kind.
+        kind: Kind,
+    },
+    /// An atom marked as tracked.
+    #[error("an object of kind {kind} is an atom: it cannot be tracked")]
+    AtomTracked {
+        /// The object's kind.
+        kind: Kind,
+    },
+    /// A trailer where an object line was expected.
+    #[error("the trailer comes where object {expected} was expected: the header declares {declared} objects")]
+    EarlyTrailer {
+        /// The id of the missing object.
+        expected: u32,
+        /// The header's `objects`.
+        declared: u32,
+    },
+    /// An object line where the trailer was expected.
+    #[error("an object line comes where the trailer was expected: the header declares {declared} objects")]
+    ExpectedTrailer {
+        /// The header's `objects`.
+        declared: u32,
+    },
+    /// `"trailer": false`.
+    #[error("`trailer` must be true")]
+    TrailerNotTrue,
+    /// The file ends before its trailer.
+    #[error("the file ends before the trailer: the header declares {declared} objects, {read} object lines were read")]
+    MissingTrailer {
+        /// The header's `objects`.
+        declared: u32,
+        /// The object lines read.
+        read: u32,
+    },
+    /// Something after the trailer.
+    #[error("a line after the trailer: the trailer must be the last line")]
+    AfterTrailer,
+    /// An optional header count that disagrees with the objects.
+    #[error("the header declares `{key}` = {declared}, but the objects give {actual}")]
+    CountMismatch {
+        /// The header key.
+        key: &'static str,
+        /// The header's value.
+        declared: u64,
+        /// The value computed from the object lines.
+        actual: u64,
+    },
+    /// More clamped objects than objects whose `external` is 0.
+    #[error("the header declares `clamped` = {declared}, but only {zero_external} objects have external 0")]
+    ClampedTooMany {
+        /// The header's value.
+        declared: u64,
+        /// Objects with `external` 0, the most that can have been clamped.
+        zero_external: u64,
+    },
+    /// `garbage` is not strictly ascending.
+    #[error(
+        "`garbage` must be sorted ascending with each id once: {previous} is followed by {next}"
+    )]
+    GarbageNotSorted {
+        /// The earlier id.
+        previous: u32,
+        /// The id that follows it.
+        next: u32,
+    },
+    /// An untracked object in `garbage`.
+    #[error("`garbage` lists object {id}, which is not tracked")]
+    GarbageUntracked {
+        /// The object.
+        id: u32,
+    },
+    /// An id of `not_saved` that is not in `garbage`.
+    #[error("`not_saved` lists object {id}, which is not in `garbage`")]
+    NotSavedOutsideGarbage {
+        /// The object.
+        id: u32,
+    },
+    /// An id of `saved_not_garbage` that is in `garbage`.
+    #[error("`saved_not_garbage` lists object {id}, which is in `garbage`")]
+    SavedNotGarbageInGarbage {
+        /// The object.
+        id: u32,
+    },
+}
