@@ -75,6 +75,15 @@ impl ObjAlloc {
         self.geometry.pool_size()
     }
 
+    /// Returns the one empty arena the allocator keeps against thrashing (if it keeps one) to
+    /// the OS. After every block is freed and `trim` (or [`clear_free_lists`], which calls it)
+    /// runs, no arena is mapped.
+    ///
+    /// [`clear_free_lists`]: Self::clear_free_lists
+    pub fn trim(&self) {
+        self.arenas.borrow_mut().release_kept(&self.raw);
+    }
+
     /// The size class of a request that takes the fast path, if it does.
     #[inline(always)]
     fn fast_class(&self, size: usize) -> Option<SizeClass> {

@@ -78,6 +78,9 @@ pub(crate) struct ArenaTable {
     slots: Vec<ArenaSlot>,
     unused: Option<u32>,
     usable: Option<u32>,
+    /// The one arena kept although all its pools are free (CPython 3.9+ keeps one, so that a
+    /// workload hovering at an arena boundary does not map and unmap an arena each time).
+    empty_kept: Option<u32>,
     last_with: Vec<Option<u32>>,
     /// Usable pools per arena (those after the pool table).
     pools_per_arena: u32,
@@ -92,6 +95,7 @@ impl ArenaTable {
             slots: Vec::new(),
             unused: None,
             usable: None,
+            empty_kept: None,
             last_with: vec![None; pools_per_arena as usize + 1],
             pools_per_arena,
             geometry,
@@ -137,6 +141,9 @@ impl ArenaTable {
         // The head has the fewest free pools, so taking one keeps the list sorted; it only
         // leaves the list when it has none left.
         let nf = slot.free_pools;
+        if self.empty_kept == Some(index) {
+            self.empty_kept = None;
+        }
         slot.free_pools = nf - 1;
         if self.last_with[nf as usize] == Some(index) {
             self.last_with[nf as usize] = None;
@@ -205,12 +212,16 @@ impl ArenaTable {
         }
 
         if nf == self.pools_per_arena {
-            if old > 0 {
-                self.unlink(index);
+            if self.empty_kept.is_some() {
+                if old > 0 {
+                    self.unlink(index);
+                }
+                // SAFETY: every pool of the arena is free, so nothing in it is used any more.
+                unsafe { self.release(index, raw) };
+                return;
             }
-            // SAFETY: every pool of the arena is free, so nothing in it is used any more.
-            unsafe { self.release(index, raw) };
-            return;
+            // The first empty arena is kept, sorted at the tail like any other.
+            self.empty_kept = Some(index);
         }
         if old == 0 {
             // It was not usable: it goes to the head, having the fewest free pools possible.
@@ -230,6 +241,20 @@ impl ArenaTable {
         let last_old = last_old.expect("an arena with `old` free pools is on the list");
         self.unlink(index);
         self.link_after(index, Some(last_old));
+    }
+
+    /// Returns the empty arena kept against thrashing, if any, to the OS.
+    pub(crate) fn release_kept(&mut self, raw: &RawHeap) {
+        let Some(index) = self.empty_kept.take() else {
+            return;
+        };
+        if self.last_with[self.pools_per_arena as usize] == Some(index) {
+            self.last_with[self.pools_per_arena as usize] = None;
+        }
+        self.unlink(index);
+        // SAFETY: all the arena's pools are free (it was kept for that), and it is off the
+        // usable list now.
+        unsafe { self.release(index, raw) };
     }
 
     /// Returns a free arena to the OS and its slot to the unused list.
@@ -330,6 +355,41 @@ impl ArenaTable {
         census
     }
 
+    /// Every live arena's pools, in slot and address order (for pictures of the heap).
+    pub(crate) fn pool_map(&self) -> Vec<crate::map::ArenaMap> {
+        use crate::map::{ArenaMap, PoolState};
+        let g = self.geometry;
+        let mut out = Vec::new();
+        for (slot_index, slot) in self.slots.iter().enumerate() {
+            let Some(arena) = slot.arena else { continue };
+            let pools = g
+                .usable_pools()
+                .map(|index| {
+                    if index >= slot.carved {
+                        return PoolState::Uncarved;
+                    }
+                    let pool = g.pool_at(arena.base(), index);
+                    // SAFETY: carved pools of live arenas have initialised headers.
+                    let (count, class) = unsafe { (pool.count(), pool.class()) };
+                    if count == 0 {
+                        PoolState::Empty
+                    } else {
+                        PoolState::Used {
+                            class: class.index(),
+                            blocks: count,
+                            capacity: g.capacity(class, index) as u32,
+                        }
+                    }
+                })
+                .collect();
+            out.push(ArenaMap {
+                slot: slot_index,
+                pools,
+            });
+        }
+        out
+    }
+
     /// The usable list from its head: (slot, free pools) of each arena.
     #[cfg(test)]
     pub(crate) fn usable_order(&self) -> Vec<(u32, u32)> {
@@ -372,7 +432,10 @@ impl ArenaTable {
             let on_list = order.iter().any(|(j, _)| *j as usize == i);
             match slot.arena {
                 Some(_) => {
-                    assert!(slot.free_pools < self.pools_per_arena, "free arena kept");
+                    assert!(
+                        slot.free_pools < self.pools_per_arena || self.empty_kept == Some(i as u32),
+                        "a free arena other than the one kept"
+                    );
                     assert_eq!(on_list, slot.free_pools > 0, "slot {i} list membership");
                     let mut empties = 0;
                     let mut at = slot.empty_pools;

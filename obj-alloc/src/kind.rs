@@ -322,6 +322,9 @@ impl ObjAlloc {
 
     /// Gives every block on every kind's free list back to its pool (or to the raw heap), as
     /// CPython's collection of the oldest generation does. Returns how many blocks it freed.
+    ///
+    /// Like every release of cached memory, it also [`trim`](Self::trim)s the empty arena kept
+    /// against thrashing.
     pub fn clear_free_lists(&self) -> usize {
         let mut freed = 0;
         for kind in self.kinds.iter() {
@@ -334,6 +337,7 @@ impl ObjAlloc {
                 }
             }
         }
+        self.trim();
         freed
     }
 

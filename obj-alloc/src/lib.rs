@@ -111,6 +111,7 @@ mod arena;
 mod config;
 mod free_list;
 mod kind;
+mod map;
 mod owner;
 mod pool;
 mod size_class;
@@ -124,6 +125,7 @@ pub use kind::{
     KindId, Policy, DICT_FREE_LIST_CAPACITY, FLOAT_FREE_LIST_CAPACITY, LIST_FREE_LIST_CAPACITY,
     TUPLE_FREE_LIST_CAPACITY, TUPLE_MAX_SAVED_LEN,
 };
+pub use map::{ArenaMap, HeapMap, PoolState};
 pub use owner::Placement;
 pub use raw_alloc::{DebugViolation, OutOfMemory};
 pub use size_class::{SizeClass, NUM_SIZE_CLASSES, SMALL_REQUEST_THRESHOLD};

@@ -126,22 +126,55 @@ fn a_new_pool_comes_from_the_arena_with_the_fewest_free_pools() {
 }
 
 #[test]
-fn freeing_the_last_pool_of_an_arena_returns_it_and_its_slot_is_reused() {
+fn one_empty_arena_is_kept_and_the_next_returned_to_the_os() {
     let heap = small_heap();
     let mut pools = fill_pools(&heap, 2); // arenas in slots 0 and 1
     for p in pools.drain(..16) {
         free_pool(&heap, p);
     }
-    assert_eq!(heap.raw().stats().arenas_current, 1);
-    assert_eq!(heap.raw().stats().arenas_reclaimed, 1);
-    // Arena 1 is full: the next pool needs a new arena, which takes the free slot 0.
+    // Arena 0 is empty: kept (CPython keeps one), not unmapped.
+    assert_eq!(heap.raw().stats().arenas_current, 2);
+    assert_eq!(heap.raw().stats().arenas_reclaimed, 0);
+    // Arena 1 is full: the next pool comes from the kept arena, with no new mapping.
     let b = heap.alloc(BIG).unwrap();
     assert_eq!(slot_of(&heap, b), 0);
+    assert_eq!(heap.raw().stats().arenas_allocated, 2);
     // SAFETY: from `heap` with BIG bytes, freed once.
     unsafe { heap.dealloc(b, BIG) };
     for p in pools {
         free_pool(&heap, p);
     }
+    // Both empty: one kept, the other returned; trim returns the kept one.
+    assert_eq!(heap.raw().stats().arenas_current, 1);
+    heap.arenas.borrow().check();
+    heap.trim();
+    assert_eq!(heap.raw().stats().arenas_current, 0);
+    assert_eq!(heap.raw().stats().arenas_reclaimed, 2);
+    // A released slot is reused by the next arena.
+    let c = heap.alloc(BIG).unwrap();
+    assert!(slot_of(&heap, c) < 2);
+    // SAFETY: as above.
+    unsafe { heap.dealloc(c, BIG) };
+}
+
+#[test]
+fn a_workload_at_an_arena_boundary_does_not_map_and_unmap_each_time() {
+    let heap = small_heap();
+    let pools = fill_pools(&heap, 1);
+    for _ in 0..100 {
+        let b = heap.alloc(BIG).unwrap(); // needs a second arena
+                                          // SAFETY: from `heap` with BIG bytes, freed once.
+        unsafe { heap.dealloc(b, BIG) };
+    }
+    assert_eq!(
+        heap.raw().stats().arenas_allocated,
+        2,
+        "one mapping, not 100"
+    );
+    for p in pools {
+        free_pool(&heap, p);
+    }
+    heap.trim();
     assert_eq!(heap.raw().stats().arenas_current, 0);
 }
 
@@ -170,6 +203,8 @@ fn random_churn_keeps_every_arena_table_invariant() {
         unsafe { heap.dealloc(b, size) };
     }
     heap.arenas.borrow().check();
+    assert_eq!(heap.raw().stats().arenas_current, 1, "the one kept empty");
+    heap.trim();
     assert_eq!(heap.raw().stats().arenas_current, 0);
     assert!(heap.raw().stats().arenas_reclaimed > 1);
 }

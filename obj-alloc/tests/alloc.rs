@@ -45,6 +45,7 @@ fn small_requests_come_from_pools_and_larger_ones_are_direct_blocks() {
     assert_eq!(heap.raw().stats().direct_bytes, 528);
     free(&heap, large, 513);
     free(&heap, small, 512);
+    heap.trim(); // the one empty arena kept against thrashing
     let raw = heap.raw().stats();
     assert_eq!(
         (raw.direct_blocks, raw.arenas_current, raw.bytes_in_use),
@@ -72,6 +73,7 @@ fn every_block_is_16_aligned_and_holds_its_whole_size() {
         );
         free(&heap, b, size);
     }
+    heap.trim(); // the one empty arena kept against thrashing
     assert_eq!(heap.raw().stats().arenas_current, 0);
 }
 
@@ -84,6 +86,7 @@ fn zero_byte_requests_are_served_as_one_byte_from_the_smallest_class() {
     assert_eq!(class_stats(&heap, 16).1, 2);
     free(&heap, a, 0);
     free(&heap, b, 0);
+    heap.trim(); // the one empty arena kept against thrashing
     assert_eq!(heap.raw().stats().arenas_current, 0);
 }
 
@@ -139,6 +142,7 @@ fn a_pool_goes_from_used_to_full_to_used_to_empty() {
         free(&heap, b, 512);
     }
     assert_eq!(class_stats(&heap, 512), (0, 0, 0));
+    heap.trim(); // the one empty arena kept against thrashing
     assert_eq!(heap.stats().arenas.current, 0);
 }
 
@@ -148,6 +152,7 @@ fn freeing_the_last_block_of_an_arena_returns_it_to_the_os() {
     let b = heap.alloc(100).unwrap();
     assert_eq!(heap.raw().stats().arenas_current, 1);
     free(&heap, b, 100);
+    heap.trim(); // the one empty arena kept against thrashing
     let raw = heap.raw().stats();
     assert_eq!((raw.arenas_current, raw.arenas_reclaimed), (0, 1));
 }
@@ -169,6 +174,7 @@ fn a_million_blocks_allocated_and_freed_leave_no_arena_mapped() {
     for (b, size) in blocks {
         free(&heap, b, size);
     }
+    heap.trim(); // the one empty arena kept against thrashing
     let s = heap.stats();
     assert_eq!(s.arenas.current, 0);
     assert_eq!(s.arenas.reclaimed, s.arenas.allocated);
@@ -220,6 +226,7 @@ fn the_heap_limit_refuses_cleanly_and_frees_make_room_again() {
     for b in blocks {
         free(&heap, b, 64);
     }
+    heap.trim(); // the one empty arena kept against thrashing
     assert_eq!(heap.raw().stats().arenas_current, 0);
 }
 
@@ -232,6 +239,7 @@ fn the_system_backend_sends_every_block_to_the_system_allocator() {
     let blocks: Vec<_> = (1..=100)
         .map(|s| (heap.alloc(s * 8).unwrap(), s * 8))
         .collect();
+    heap.trim(); // the one empty arena kept against thrashing
     let s = heap.stats();
     assert_eq!(s.raw.direct_blocks, 100);
     assert_eq!(s.arenas.current, 0);
@@ -352,6 +360,7 @@ fn a_hashbrown_map_and_an_allocator_api2_vec_live_in_the_heap() {
             "20 bytes: one 32-byte block"
         );
     }
+    heap.trim(); // the one empty arena kept against thrashing
     let s = heap.stats();
     assert_eq!((s.arenas.current, s.raw.direct_blocks), (0, 0));
 }
@@ -377,6 +386,7 @@ fn over_aligned_layouts_are_aligned_and_freed_whole() {
         // SAFETY: allocated above with this layout.
         unsafe { a.deallocate(ptr, layout) };
     }
+    heap.trim(); // the one empty arena kept against thrashing
     let s = heap.stats();
     assert_eq!((s.arenas.current, s.raw.direct_blocks), (0, 0));
     let huge = Layout::from_size_align(isize::MAX as usize - 63, 64).unwrap();

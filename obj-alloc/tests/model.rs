@@ -310,6 +310,7 @@ impl Model {
         self.clear();
         self.check_counters();
         self.check_stats();
+        self.heap.trim(); // the one empty arena kept against thrashing
         let s = self.heap.stats();
         assert_eq!((s.arenas.current, s.raw.bytes_in_use), (0, 0));
         if let Some(d) = s.raw.debug {

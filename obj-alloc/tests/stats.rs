@@ -158,3 +158,31 @@ fn the_snapshot_serializes_to_stable_json() {
     let back: AllocStats = serde_json::from_str(&serde_json::to_string(&stats).unwrap()).unwrap();
     assert_eq!(back, stats);
 }
+
+#[test]
+fn the_heap_map_shows_each_pool_by_state_class_and_occupancy() {
+    let heap = obj_alloc::ObjAlloc::new(obj_alloc::ObjConfig::default()).unwrap();
+    let a: Vec<_> = (0..10).map(|_| heap.alloc(16).unwrap()).collect();
+    let b = heap.alloc(500).unwrap();
+    let map = heap.heap_map();
+    assert_eq!(map.arenas.len(), 1);
+    let used: Vec<_> = map.arenas[0]
+        .pools
+        .iter()
+        .filter_map(|p| match p {
+            obj_alloc::PoolState::Used { class, blocks, .. } => Some((*class, *blocks)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(used, [(0, 10), (31, 1)]);
+    assert!(map.arenas[0]
+        .pools
+        .contains(&obj_alloc::PoolState::Uncarved));
+    // SAFETY: each block came from `heap` with its size and is freed once.
+    unsafe {
+        for p in a {
+            heap.dealloc(p, 16);
+        }
+        heap.dealloc(b, 500);
+    }
+}
