@@ -120,6 +120,12 @@ impl ObjHeader {
         self.flags.set(low | (u32::from(bits) << UPPER_FLAGS_SHIFT));
     }
 
+    /// Whether weak references point to the object (it has an entry in its heap's weak table).
+    #[inline]
+    pub fn has_weakrefs(&self) -> bool {
+        self.has(HAS_WEAKREFS)
+    }
+
     /// Whether the object's finalizer has run (`gc.is_finalized`).
     pub fn is_finalized(&self) -> bool {
         self.has(FINALIZED)

@@ -142,7 +142,8 @@ impl RcHeap {
         self.user_code.set(on)
     }
 
-    pub(crate) fn user_code_enabled(&self) -> bool {
+    /// Whether finalizers and weakref callbacks may run.
+    pub fn user_code_enabled(&self) -> bool {
         self.user_code.get()
     }
 
@@ -371,16 +372,41 @@ impl RcHeap {
         heap.deallocating.set(true);
         // SAFETY: contract.
         unsafe { heap.dealloc_one(obj) };
+        heap.drain_pending();
+        heap.deallocating.set(false);
+    }
+
+    /// Frees everything on the pending stack, and what dies meanwhile.
+    fn drain_pending(&self) {
         loop {
-            let next = heap.pending.borrow_mut().pop();
+            let next = self.pending.borrow_mut().pop();
             match next {
                 // SAFETY: objects on the stack had their count reach zero and are owned by
                 // nobody; each is pushed once.
-                Some(o) => unsafe { heap.dealloc_one(o) },
+                Some(o) => unsafe { self.dealloc_one(o) },
                 None => break,
             }
         }
-        heap.deallocating.set(false);
+    }
+
+    /// Runs `f` with every death deferred to the pending stack, then frees them all in one
+    /// loop: for a caller that drops many references at once (the collector deleting
+    /// garbage), each death is one push instead of one deallocation loop.
+    pub fn defer_frees<R>(&self, f: impl FnOnce() -> R) -> R {
+        if self.deallocating.replace(true) {
+            return f(); // already inside a deallocation: deaths are deferred anyway
+        }
+        /// Leaves the deferring state even if `f` panics (what it left pending then leaks).
+        struct Reset<'a>(&'a Cell<bool>);
+        impl Drop for Reset<'_> {
+            fn drop(&mut self) {
+                self.0.set(false)
+            }
+        }
+        let _reset = Reset(&self.deallocating);
+        let r = f();
+        self.drain_pending();
+        r
     }
 
     /// CPython's `subtype_dealloc`, in order: finalizer (may resurrect), weak references

@@ -80,6 +80,7 @@ fn a_chain_of_ten_million_objects_drops_on_an_8_mib_stack() {
         assert_eq!(s.live, 0);
         assert_eq!(s.deferred, 10_000_000);
         assert_eq!(s.max_pending, 1, "a chain never waits more than one deep");
+        h.allocator().trim(); // the one empty arena kept against thrashing
         assert_eq!(h.allocator().stats().arenas.current, 0);
     });
 }
