@@ -5,8 +5,9 @@
 //!   +------------------+----------------+--------+--------+---------+
 //!   | gc_refs: i64     | index: u32     | gen: u8| mark:u8| (2 pad) |   16 bytes
 //!   +------------------+----------------+--------+--------+---------+
-//!   gen:    0, 1, 2 = the generations; PERMANENT (frozen); YOUNG = in the array of a running
-//!           collection; UNTRACKED (zero-initialised objects start untracked)
+//!   gen:    0, 1, 2 = the generations, 3 = permanent (frozen), stored off by one; YOUNG = in
+//!           the array of a running collection; GARBAGE = in its unreachable list; GARBAGE_DEAD
+//!           = being cleared; UNTRACKED = 0 (zero-initialised objects start untracked)
 //!   index:  the object's slot in the Vec of its generation (or of the running collection)
 //!   gc_refs: during a collection, the references from outside the collected set
 //!   mark:   during a collection, whether the object is known reachable
@@ -22,6 +23,10 @@ pub(crate) const UNTRACKED: u8 = 0;
 pub(crate) const GEN_BASE: u8 = 1;
 /// Objects in the array of a running collection.
 pub(crate) const YOUNG: u8 = GEN_BASE + 4;
+/// Objects a running collection found unreachable (in its garbage list, not in an array).
+pub(crate) const GARBAGE: u8 = GEN_BASE + 5;
+/// Garbage being cleared: no longer a candidate for anything, dies when its count falls.
+pub(crate) const GARBAGE_DEAD: u8 = GEN_BASE + 6;
 
 /// The collector's per-object state.
 #[repr(C)]

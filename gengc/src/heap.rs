@@ -50,7 +50,7 @@ pub struct CallbackId(u64);
 /// assert_eq!(heap.rc().stats().live, 0);
 /// ```
 pub struct GcHeap {
-    collector: Box<Collector>,
+    collector: Pin<Box<Collector>>,
     rc: Pin<Box<RcHeap>>,
 }
 
@@ -58,8 +58,9 @@ impl GcHeap {
     /// Makes an empty heap with CPython's default thresholds, collection enabled.
     pub fn new(config: ObjConfig) -> Result<GcHeap, obj_alloc::ConfigError> {
         let rc = RcHeap::new(config)?;
-        let mut collector = Box::new(Collector::new());
+        let mut collector = Collector::new();
         collector.rc = &*rc;
+        let collector = Box::pin(collector);
         let hook: NonNull<dyn ContainerHook> = NonNull::from(&*collector as &dyn ContainerHook);
         // SAFETY: the collector is boxed (its address is stable) and outlives the hook: Drop
         // uninstalls it before the box goes.
