@@ -5,6 +5,8 @@ use std::marker::PhantomData;
 
 use refcount::{items, ObjRef, Object, RefCell1, Trace, TypeInfo, VarObject, Visit};
 
+use crate::HeapError;
+
 /// An object of another type: its references and enough slots to occupy the size it had.
 /// Made by [`Heap::opaque`](crate::Heap::opaque).
 pub struct Opaque<'h> {
@@ -42,6 +44,22 @@ impl<'h> Opaque<'h> {
     /// How many reference slots it has.
     pub fn ref_slots(&self) -> usize {
         self.refs
+    }
+
+    /// Stores `value` in reference slot `i` (the old value is dropped after the store): for
+    /// building graphs whose references form cycles.
+    pub fn set_ref(&self, i: usize, value: Option<ObjRef<'h>>) -> Result<(), HeapError> {
+        if let Some(v) = &value {
+            crate::check_same_heap(self, v)?;
+        }
+        let slot = items(self)[..self.refs]
+            .get(i)
+            .ok_or(HeapError::IndexOutOfRange {
+                index: i,
+                len: self.refs,
+            })?;
+        slot.set(value);
+        Ok(())
     }
 }
 
