@@ -56,6 +56,10 @@ pub struct Config {
     pub backend: Backend,
     /// Whether the debug layer wraps every block (`PYTHONMALLOC=debug`).
     pub debug: bool,
+    /// Whether arenas ask for transparent huge pages (only arenas of 2 MiB or more can have
+    /// them; see `raw_alloc::RawConfig::huge_pages`).
+    #[serde(default)]
+    pub huge_pages: bool,
     /// The collector's thresholds (CPython: 700, 10, 10).
     pub gc_thresholds: (u32, u32, u32),
     /// Whether automatic collection starts enabled.
@@ -72,6 +76,7 @@ impl Default for Config {
             limit: None,
             backend: Backend::Arena,
             debug: false,
+            huge_pages: false,
             gc_thresholds: (700, 10, 10),
             gc_enabled: true,
             free_lists: FreeLists::default(),
@@ -112,6 +117,7 @@ impl Config {
                 limit: self.limit,
                 backend: self.backend,
                 debug: self.debug,
+                huge_pages: self.huge_pages,
             },
             pool_size: self.pool_size,
         }

@@ -627,30 +627,31 @@ impl Collector {
     /// deferred to one deallocation loop.
     fn delete_garbage(&self, unreachable: &[ObjPtr], save_all: bool) {
         let rc = self.rc();
+        // Every death inside is deferred to one loop at the end, so no object of the list is
+        // freed while the list is walked: each can be cleared and let go in the same pass.
         rc.defer_frees(|| {
             for (i, &obj) in unreachable.iter().enumerate() {
                 if let Some(&ahead) = unreachable.get(i + PREFETCH_DISTANCE) {
                     prefetch_children(ahead);
                 }
-                if !self.is_garbage(obj) {
-                    continue;
+                if self.is_garbage(obj) {
+                    if save_all {
+                        // SAFETY: live; garbage owns the new reference.
+                        unsafe { obj.incref() };
+                        self.garbage.borrow_mut().push(obj);
+                        self.revive(obj);
+                    } else {
+                        // No longer garbage to the collector's visitors: it is being cleared.
+                        // SAFETY: we hold a reference to obj.
+                        unsafe { gc_header(obj) }.gen.set(GARBAGE_DEAD);
+                        // SAFETY: as above; the handle borrows it without count changes.
+                        let handle =
+                            std::mem::ManuallyDrop::new(unsafe { ObjRef::from_owned(obj) });
+                        rc.clear_refs(&handle);
+                    }
                 }
-                if save_all {
-                    // SAFETY: live; garbage owns the new reference.
-                    unsafe { obj.incref() };
-                    self.garbage.borrow_mut().push(obj);
-                    self.revive(obj);
-                } else {
-                    // No longer garbage to the collector's visitors: it is being cleared.
-                    // SAFETY: we hold a reference to obj.
-                    unsafe { gc_header(obj) }.gen.set(GARBAGE_DEAD);
-                    // SAFETY: as above; the handle borrows it without count changes.
-                    let handle = std::mem::ManuallyDrop::new(unsafe { ObjRef::from_owned(obj) });
-                    rc.clear_refs(&handle);
-                }
-            }
-            for &obj in unreachable {
-                // SAFETY: take_unreachable took one reference to each; given back once.
+                // SAFETY: take_unreachable took one reference to each; given back once. A
+                // death it causes waits for the end of defer_frees.
                 unsafe { obj.decref() };
             }
         });

@@ -133,7 +133,7 @@ impl RawHeap {
     pub fn alloc_arena(&self) -> Result<Arena, OutOfMemory> {
         let size = self.config.arena_size;
         self.reserve(size)?;
-        let Some(base) = os::map_aligned(size) else {
+        let Some(base) = os::map_aligned(size, self.config.huge_pages) else {
             self.release(size);
             return Err(self.refuse(size, OomCause::Os));
         };

@@ -10,12 +10,17 @@
 
 use std::ptr::NonNull;
 
-/// Maps `size` bytes aligned to `size`. Returns `None` when the OS refuses.
+/// The size of a transparent huge page on x86-64 Linux.
+pub(crate) const HUGE_PAGE_SIZE: usize = 2 << 20;
+
+/// Maps `size` bytes aligned to `size`. Returns `None` when the OS refuses. With `huge_pages`
+/// (and `size` a multiple of [`HUGE_PAGE_SIZE`]) the region is advised for transparent huge
+/// pages, so touching it costs one fault per 2 MiB instead of one per 4 KiB.
 ///
 /// `size` must be a power of two and a multiple of the page size.
-pub(crate) fn map_aligned(size: usize) -> Option<NonNull<u8>> {
+pub(crate) fn map_aligned(size: usize, huge_pages: bool) -> Option<NonNull<u8>> {
     debug_assert!(size.is_power_of_two());
-    imp::map_aligned(size)
+    imp::map_aligned(size, huge_pages && size % HUGE_PAGE_SIZE == 0)
 }
 
 /// Returns a region to the OS.
@@ -30,10 +35,10 @@ pub(crate) unsafe fn unmap_aligned(base: NonNull<u8>, size: usize) {
 
 #[cfg(not(miri))]
 mod imp {
-    use rustix::mm::{mmap_anonymous, munmap, MapFlags, ProtFlags};
+    use rustix::mm::{madvise, mmap_anonymous, munmap, Advice, MapFlags, ProtFlags};
     use std::ptr::{null_mut, NonNull};
 
-    pub(super) fn map_aligned(size: usize) -> Option<NonNull<u8>> {
+    pub(super) fn map_aligned(size: usize, huge_pages: bool) -> Option<NonNull<u8>> {
         let span = size.checked_mul(2)?;
         // SAFETY: an anonymous private mapping at an address of the kernel's choice aliases no
         // existing Rust object.
@@ -59,6 +64,11 @@ mod imp {
                 munmap((aligned + size) as *mut _, tail).ok()?;
             }
         }
+        if huge_pages {
+            // SAFETY: advice on a region we just mapped changes no byte of it; a kernel without
+            // transparent huge pages refuses, which is harmless.
+            let _ = unsafe { madvise(aligned as *mut _, size, Advice::LinuxHugepage) };
+        }
         NonNull::new(aligned as *mut u8)
     }
 
@@ -75,7 +85,7 @@ mod imp {
     use std::alloc::{alloc, dealloc, Layout};
     use std::ptr::NonNull;
 
-    pub(super) fn map_aligned(size: usize) -> Option<NonNull<u8>> {
+    pub(super) fn map_aligned(size: usize, _huge_pages: bool) -> Option<NonNull<u8>> {
         let layout = Layout::from_size_align(size, size).ok()?;
         // SAFETY: the layout has a non-zero size.
         NonNull::new(unsafe { alloc(layout) })

@@ -199,3 +199,21 @@ fn an_injected_fault_fails_exactly_the_chosen_request() {
     }
     assert_eq!(h.stats().bytes_in_use, 0);
 }
+
+#[test]
+fn huge_page_arenas_are_mapped_aligned_and_usable() {
+    // Whether the kernel grants huge pages is its business; the arenas must work either way.
+    let h = RawHeap::new(RawConfig {
+        arena_size: 2 << 20,
+        huge_pages: true,
+        ..RawConfig::default()
+    })
+    .unwrap();
+    let a = h.alloc_arena().unwrap();
+    assert_eq!(a.base().as_ptr() as usize % (2 << 20), 0);
+    // SAFETY: the usable span of a live arena is ours to write.
+    unsafe { a.usable_start().as_ptr().write_bytes(1, (2 << 20) - 16) };
+    // SAFETY: from h, once.
+    unsafe { h.free_arena(a) };
+    assert_eq!(h.stats().bytes_in_use, 0);
+}
