@@ -20,7 +20,7 @@ pub(crate) const HUGE_PAGE_SIZE: usize = 2 << 20;
 /// `size` must be a power of two and a multiple of the page size.
 pub(crate) fn map_aligned(size: usize, huge_pages: bool) -> Option<NonNull<u8>> {
     debug_assert!(size.is_power_of_two());
-    imp::map_aligned(size, huge_pages && size % HUGE_PAGE_SIZE == 0)
+    imp::map_aligned(size, huge_pages && size.is_multiple_of(HUGE_PAGE_SIZE))
 }
 
 /// Returns a region to the OS.
