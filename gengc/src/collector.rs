@@ -96,12 +96,16 @@ impl Collector {
         self.gens[gen].borrow().len()
     }
 
-    /// New references to the objects of a generation (0..=2, or 3 for the permanent one).
+    /// New references to the objects of a generation (0..=2, or 3 for the permanent one),
+    /// leaving out dying ones (count 0: see [`gather_young`](Self::gather_young)): a new
+    /// reference would resurrect an object whose deallocation is under way.
     pub(crate) fn objects_of<'h>(&self, gen: usize) -> Vec<ObjRef<'h>> {
-        // SAFETY: tracked objects are live (they untrack when they die).
+        // SAFETY: tracked objects are live (they untrack when they die), and only those with a
+        // count above 0 get a new reference.
         self.gens[gen]
             .borrow()
             .iter()
+            .filter(|p| unsafe { p.header() }.refcnt() > 0)
             .map(|p| unsafe { p.to_ref() })
             .collect()
     }
@@ -386,22 +390,41 @@ impl Collector {
     /// Moves generations `0..=g` into the young array (CPython's merge, then `update_refs`).
     /// On return every young object has `gen == YOUNG`, its index in the array, the
     /// IN_COLLECTION flag, `reachable` false, and `gc_refs` equal to its reference count.
+    ///
+    /// Dying objects stay where they are: a container whose count is 0 is being deallocated
+    /// (it waits on the refcount tier's pending stack, or runs its weakref callbacks), which is
+    /// possible when a finalizer or callback of that deallocation collects. CPython untracks such
+    /// objects before its trashcan defers them; here they are left out of the collection, their
+    /// references counting as references from outside (they are released when the object's
+    /// turn comes).
     fn gather_young(&self, g: usize) -> usize {
         let mut young = self.young.borrow_mut();
         young.clear();
         young.reserve((0..=g).map(|gen| self.gens[gen].borrow().len()).sum());
         for gen in (0..=g).rev() {
-            // Drained, not taken: each generation keeps its capacity for the next collection.
+            // Retained, not taken: each generation keeps its capacity for the next collection.
             let mut list = self.gens[gen].borrow_mut();
-            for obj in list.drain(..) {
+            let mut dying = false;
+            list.retain(|&obj| {
                 // SAFETY: tracked objects are live containers.
                 let (h, header) = unsafe { (gc_header(obj), obj.header()) };
+                if header.refcnt() == 0 {
+                    dying = true;
+                    return true;
+                }
                 h.gen.set(YOUNG);
                 h.index.set(young.len() as u32);
                 h.reachable.set(false);
                 h.gc_refs.set(i64::from(header.refcnt()));
                 header.set_upper_flags(header.upper_flags() | IN_COLLECTION);
                 young.push(Some(obj));
+                false
+            });
+            if dying {
+                for (i, &obj) in list.iter().enumerate() {
+                    // SAFETY: a dying container is live until the refcount tier frees it.
+                    unsafe { gc_header(obj) }.index.set(i as u32);
+                }
             }
         }
         young.len()
@@ -432,25 +455,37 @@ impl Collector {
         }
     }
 
-    /// Marks everything reachable from young objects with outside references, through young
-    /// objects, without recursion: as the scan meets a root it drains an explicit stack (in
-    /// scratch memory) before going on, so the stack holds a frontier, not every root.
+    /// Finds which young objects are reachable: those with outside references (`gc_refs > 0`,
+    /// the roots) and everything they reach through young objects. An object counts as
+    /// reachable when `gc_refs > 0` or it is marked; only objects without outside references
+    /// need marking, so the walk stops as soon as none is left to find (a live heap whose
+    /// objects all have outside references is settled without tracing at all). No recursion:
+    /// as the scan meets a root it drains an explicit stack (scratch memory) before going on.
     fn move_unreachable(&self, bump: &Bump) {
         let young = self.young.borrow();
+        let mut to_find = young
+            .iter()
+            .flatten()
+            // SAFETY: young objects are live containers.
+            .filter(|o| unsafe { gc_header(**o) }.gc_refs.get() <= 0)
+            .count();
         let mut stack = BumpVec::new_in(bump);
         for obj in young.iter().flatten() {
+            if to_find == 0 {
+                break;
+            }
             // SAFETY: young objects are live containers.
-            let h = unsafe { gc_header(*obj) };
-            if h.gc_refs.get() > 0 && !h.reachable.get() {
-                h.reachable.set(true);
+            if unsafe { gc_header(*obj) }.gc_refs.get() > 0 {
                 stack.push(*obj);
-                self.propagate_reachable(&mut stack);
+                to_find -= self.propagate_reachable(&mut stack);
             }
         }
     }
 
-    /// Marks what the stacked (already marked) objects reach through unmarked young objects.
-    fn propagate_reachable(&self, stack: &mut BumpVec<'_, ObjPtr>) {
+    /// Marks what the stacked objects reach through young objects that are neither marked nor
+    /// roots (`gc_refs > 0`). Returns how many it marked.
+    fn propagate_reachable(&self, stack: &mut BumpVec<'_, ObjPtr>) -> usize {
+        let mut marked = 0;
         while let Some(obj) = stack.pop() {
             let mut visit = |child: ObjPtr| {
                 // SAFETY: visited pointers are live objects.
@@ -458,8 +493,9 @@ impl Collector {
                 if header.upper_flags() & IN_COLLECTION != 0 {
                     // SAFETY: only young containers carry the flag.
                     let h = unsafe { gc_header(child) };
-                    if !h.reachable.get() && h.gen.get() != GARBAGE_DEAD {
+                    if !h.reachable.get() && h.gc_refs.get() <= 0 && h.gen.get() != GARBAGE_DEAD {
                         h.reachable.set(true);
+                        marked += 1;
                         stack.push(child);
                     }
                 }
@@ -467,6 +503,12 @@ impl Collector {
             // SAFETY: obj is live; the visitor only marks.
             unsafe { refcount::trace(obj, &mut Visit::new(&mut visit)) };
         }
+        marked
+    }
+
+    /// Whether a young object was found reachable.
+    fn is_reachable(h: &crate::header::GcHeader) -> bool {
+        h.reachable.get() || h.gc_refs.get() > 0
     }
 
     /// Whether an object found unreachable is still garbage (not resurrected, not
@@ -487,7 +529,7 @@ impl Collector {
             let Some(obj) = *slot else { continue };
             // SAFETY: young objects are live containers.
             let (h, header) = unsafe { (gc_header(obj), obj.header()) };
-            if !h.reachable.get() {
+            if !Self::is_reachable(h) {
                 // SAFETY: a live object; the reference is given back in delete_garbage.
                 unsafe { obj.incref() };
                 h.gen.set(GARBAGE);
