@@ -322,6 +322,10 @@ fn s18_a_callback_that_allocates_and_resurrects_is_safe() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "thousands of operations: minutes under the interpreter"
+)]
 fn s19_thresholds_default_to_cpythons_and_can_be_set() {
     let h = heap();
     assert_eq!(h.get_threshold(), (700, 10, 10));
@@ -389,6 +393,10 @@ fn s22_survivors_move_up_a_generation() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "thousands of operations: minutes under the interpreter"
+)]
 fn s23_disable_stops_automatic_collection_but_not_collect() {
     let h = heap();
     h.disable();
@@ -530,6 +538,10 @@ fn s30_debug_saveall_keeps_unreachable_objects_in_garbage() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "thousands of operations: minutes under the interpreter"
+)]
 fn s32_the_oldest_generation_waits_for_25_percent_new_long_lived_objects() {
     let h = heap();
     h.set_threshold(10, 1, 0);

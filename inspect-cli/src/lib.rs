@@ -1,10 +1,25 @@
 //! # inspect-cli: the `heap-inspect` tool and its heapgraph library
 //!
-//! The library half of the crate; the `heap-inspect` binary is a thin command line over it.
-//! Today it holds [`heapgraph`]: the reader, writer and checker of heapgraph files, the JSON
-//! Lines format in which a real CPython 3.11 heap and the verdict of CPython's cycle collector
-//! on it are exported (`shared/heapgraph-format.md`). The exporter that writes such files from
-//! a running interpreter is `python/export_heapgraph.py` in this crate.
+//! `heap-inspect` runs workloads on a pyheap heap, replays heaps exported from CPython 3.11,
+//! prints the statistics of every tier (text, or JSON of the schema in `SCHEMA.md`), and
+//! draws the heap as SVG pictures. The binary is a thin command line over this library:
+//!
+//! ```text
+//!   main.rs ── cli (clap) ── commands::execute ─┬─ demo, run ──────── workload ─┐
+//!                                                ├─ replay, map ────── replay ───┼── pyheap::Heap
+//!                                                ├─ timeline ───────── workload ─┘
+//!                                                ├─ capture ────────── python/ (embedded exporter)
+//!                                                └─ check ──────────── heapgraph
+//!   output: text or the JSON envelope        svg: the heap map and the timeline pictures
+//! ```
+//!
+//! * [`heapgraph`]: the reader, writer and checker of heapgraph files, the JSON Lines format
+//!   in which a real CPython 3.11 heap and the verdict of CPython's cycle collector on it are
+//!   exported (`shared/heapgraph-format.md`). The exporter is `python/export_heapgraph.py`.
+//! * [`replay`]: builds a heapgraph's objects in a pyheap heap, each kind with its own
+//!   allocator, and checks that pyheap's collector finds exactly CPython's garbage.
+//! * [`workload`]: the built-in, deterministic workloads.
+//! * [`commands`]: one module per subcommand; [`output`]: text and JSON; [`svg`]: pictures.
 //!
 //! ```
 //! use inspect_cli::heapgraph::{check, HeapGraph};
@@ -23,4 +38,12 @@
 #![forbid(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod cli;
+pub mod commands;
+pub mod error;
 pub mod heapgraph;
+pub mod output;
+pub mod replay;
+pub mod rng;
+pub mod svg;
+pub mod workload;

@@ -179,6 +179,10 @@ fn a_workload_at_an_arena_boundary_does_not_map_and_unmap_each_time() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "thousands of operations: minutes under the interpreter"
+)]
 fn random_churn_keeps_every_arena_table_invariant() {
     let heap = small_heap();
     let mut rng = SmallRng::seed_from_u64(7);

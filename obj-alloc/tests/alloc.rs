@@ -54,6 +54,10 @@ fn small_requests_come_from_pools_and_larger_ones_are_direct_blocks() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "thousands of operations: minutes under the interpreter"
+)]
 fn every_block_is_16_aligned_and_holds_its_whole_size() {
     let heap = heap();
     let mut blocks = Vec::new();
@@ -182,6 +186,10 @@ fn a_million_blocks_allocated_and_freed_leave_no_arena_mapped() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "thousands of operations: minutes under the interpreter"
+)]
 fn the_heap_limit_refuses_cleanly_and_frees_make_room_again() {
     let arena_size = 64 << 10;
     let heap = ObjAlloc::new(ObjConfig {
@@ -252,6 +260,10 @@ fn the_system_backend_sends_every_block_to_the_system_allocator() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "thousands of operations: minutes under the interpreter"
+)]
 fn pool_size_is_configurable_and_bad_pool_sizes_are_refused() {
     let heap = ObjAlloc::new(ObjConfig {
         raw: RawConfig::default(),
@@ -332,6 +344,10 @@ fn the_owner_is_found_from_any_arena_block_and_stamped_on_new_arenas() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "thousands of operations: minutes under the interpreter"
+)]
 fn a_hashbrown_map_and_an_allocator_api2_vec_live_in_the_heap() {
     let heap = heap();
     {

@@ -135,6 +135,10 @@ fn the_bytes_of_the_arenas_add_up() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "insta reads snapshot files: Miri isolates the file system"
+)]
 fn the_text_report_reads_like_debugmallocstats() {
     let heap = heap();
     let live = workload(&heap);
@@ -150,6 +154,10 @@ fn the_text_report_reads_like_debugmallocstats() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "insta reads snapshot files: Miri isolates the file system"
+)]
 fn the_snapshot_serializes_to_stable_json() {
     let heap = heap();
     let _live = workload(&heap);

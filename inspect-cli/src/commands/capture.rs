@@ -1,0 +1,151 @@
+//! `heap-inspect capture SCRIPT.py -o GRAPH.jsonl`: runs the project's exporter under
+//! CPython 3.11 and checks the file it writes.
+//!
+//! The exporter's two Python files are embedded in the binary and written to a fresh
+//! temporary directory for each run, so the binary works from any directory (the launcher
+//! finds its implementation beside itself).
+
+use std::fmt;
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use serde::Serialize;
+
+use super::{read_graph, Outcome};
+use crate::cli::CaptureArgs;
+use crate::error::CliError;
+use crate::heapgraph::check;
+
+/// The exporter's launcher (`python/export_heapgraph.py`).
+const LAUNCHER: &str = include_str!("../../python/export_heapgraph.py");
+/// The exporter itself (`python/heapgraph_exporter.py`).
+const EXPORTER: &str = include_str!("../../python/heapgraph_exporter.py");
+
+/// What a capture wrote.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CaptureReport {
+    /// The workload script.
+    pub script: String,
+    /// The heapgraph file written.
+    pub graph: String,
+    /// Its objects.
+    pub objects: u64,
+    /// Its references.
+    pub references: u64,
+    /// Its tracked objects.
+    pub tracked: u64,
+    /// CPython's garbage (the trailer's).
+    pub garbage: u64,
+    /// Whether section 5's garbage, computed from the file, is the trailer's.
+    pub check_matches: bool,
+}
+
+impl fmt::Display for CaptureReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "captured {} into {}: {} objects, {} references, {} tracked, {} garbage objects; check: {}",
+            self.script,
+            self.graph,
+            self.objects,
+            self.references,
+            self.tracked,
+            self.garbage,
+            if self.check_matches { "match" } else { "mismatch" }
+        )
+    }
+}
+
+/// Runs the exporter on `args.script`, writing `args.output`, then reads and checks the file.
+pub fn capture(args: &CaptureArgs, out: &mut dyn Write) -> Result<Outcome, CliError> {
+    if !args.script.is_file() {
+        return Err(CliError::Open {
+            path: args.script.clone(),
+            source: io::Error::new(io::ErrorKind::NotFound, "no such workload script"),
+        });
+    }
+    let dir = ExporterDir::create()?;
+    let mut command = Command::new(&args.python);
+    command.arg(dir.launcher());
+    if args.lean {
+        command.arg("--lean");
+    }
+    // The workload's prints go to stderr: stdout carries this command's report alone.
+    let status = command
+        .arg(&args.script)
+        .arg(&args.output)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(io::stderr()))
+        .status()
+        .map_err(|source| match source.kind() {
+            io::ErrorKind::NotFound => CliError::PythonMissing {
+                program: args.python.clone(),
+            },
+            _ => CliError::Spawn {
+                program: args.python.clone(),
+                source,
+            },
+        })?;
+    drop(dir);
+    if !status.success() {
+        return Err(CliError::Exporter {
+            script: args.script.clone(),
+            status,
+        });
+    }
+    let (graph, _) = read_graph(&args.output)?;
+    let verdict = check(&graph);
+    let counts = graph.counts();
+    let report = CaptureReport {
+        script: args.script.display().to_string(),
+        graph: args.output.display().to_string(),
+        objects: graph.len() as u64,
+        references: counts.edges,
+        tracked: counts.tracked,
+        garbage: graph.trailer.garbage.len() as u64,
+        check_matches: verdict.is_match(),
+    };
+    write!(out, "{report}").map_err(CliError::output)?;
+    Ok(if report.check_matches {
+        Outcome::Success
+    } else {
+        Outcome::Mismatch
+    })
+}
+
+/// A temporary directory holding the exporter's files, removed when dropped.
+struct ExporterDir {
+    path: PathBuf,
+}
+
+impl ExporterDir {
+    fn create() -> Result<Self, CliError> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let path = std::env::temp_dir().join(format!(
+            "heap-inspect-exporter-{}-{nanos}",
+            std::process::id()
+        ));
+        let dir = ExporterDir { path };
+        let setup = |source| CliError::ExporterSetup {
+            dir: dir.path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&dir.path).map_err(setup)?;
+        std::fs::write(dir.launcher(), LAUNCHER).map_err(setup)?;
+        std::fs::write(dir.path.join("heapgraph_exporter.py"), EXPORTER).map_err(setup)?;
+        Ok(dir)
+    }
+
+    fn launcher(&self) -> PathBuf {
+        self.path.join("export_heapgraph.py")
+    }
+}
+
+impl Drop for ExporterDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}

@@ -1,0 +1,101 @@
+//! What a command can fail with, and the exit status each failure gives.
+//!
+//! Every failure is one line on stderr (`heap-inspect: ` and the [`CliError`]'s message) and
+//! exit status [`EXIT_ERROR`]. A replay whose verdict differs from CPython's is not an error:
+//! it is an [`Outcome`](crate::commands::Outcome) with its own status.
+
+use std::io;
+use std::path::PathBuf;
+use std::process::ExitStatus;
+
+use thiserror::Error;
+
+use crate::heapgraph::ReadError;
+
+/// Exit status of a run that failed: a malformed or missing file, an unusable argument, a
+/// failed exporter, an output that could not be written (clap's usage errors use it too).
+pub const EXIT_ERROR: u8 = 2;
+
+/// A command that could not do its job.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum CliError {
+    /// An input file could not be opened.
+    #[error("{}: {source}", path.display())]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// A heapgraph file breaks the format (the error names the line and the problem).
+    #[error("{}: {source}", path.display())]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// The reader's error: `line N: problem`.
+        #[source]
+        source: ReadError,
+    },
+    /// An output file could not be written.
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// Standard output could not be written.
+    #[error("cannot write the output: {0}")]
+    Output(#[source] io::Error),
+    /// The pyheap heap could not be made.
+    #[error("cannot make the heap: {0}")]
+    Config(#[from] pyheap::ConfigError),
+    /// The heap refused an operation (out of memory under its limit).
+    #[error("the heap refused an operation: {0}")]
+    Heap(#[from] pyheap::HeapError),
+    /// The collector refused a call.
+    #[error("the collector refused a call: {0}")]
+    Gc(#[from] pyheap::gengc::GcError),
+    /// `capture`: the Python interpreter is not installed.
+    #[error("`{program}` was not found: capture runs the exporter under CPython 3.11 (install python3, or name one with --python)")]
+    PythonMissing {
+        /// The program that was looked for.
+        program: String,
+    },
+    /// `capture`: the Python interpreter could not be started.
+    #[error("cannot run `{program}`: {source}")]
+    Spawn {
+        /// The program.
+        program: String,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// `capture`: the exporter ran and failed (its own messages went to stderr before).
+    #[error("the exporter failed on {} ({status})", script.display())]
+    Exporter {
+        /// The workload script.
+        script: PathBuf,
+        /// How the interpreter exited.
+        status: ExitStatus,
+    },
+    /// `capture`: the exporter's files could not be written to a temporary directory.
+    #[error("cannot prepare the exporter in {}: {source}", dir.display())]
+    ExporterSetup {
+        /// The temporary directory.
+        dir: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl CliError {
+    /// Wraps an error writing standard output.
+    pub fn output(error: io::Error) -> Self {
+        CliError::Output(error)
+    }
+}

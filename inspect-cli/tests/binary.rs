@@ -1,0 +1,162 @@
+//! The `heap-inspect` binary: exit statuses, one-line errors, `--help` everywhere.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn heap_inspect(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_heap-inspect"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("heap-inspect runs")
+}
+
+fn temp_file(name: &str, text: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!(
+        "inspect-cli-binary-{}-{name}.jsonl",
+        std::process::id()
+    ));
+    std::fs::write(&path, text).expect("temporary file");
+    path
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// One line on stderr, starting with the tool's name.
+fn assert_one_line_error(output: &Output) -> String {
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(output));
+    let text = stderr(output);
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(text.starts_with("heap-inspect: "), "{text}");
+    text
+}
+
+#[test]
+fn the_shipped_graphs_replay_to_a_match() {
+    for name in ["small", "cycles", "spec-example"] {
+        let output = heap_inspect(&["replay", &format!("testdata/graphs/{name}.jsonl")]);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{name}: {stdout}{}",
+            stderr(&output)
+        );
+        assert!(stdout.contains("verdict: match"), "{stdout}");
+        assert!(stderr(&output).is_empty(), "no progress bar off a terminal");
+    }
+}
+
+#[test]
+fn a_wrong_verdict_exits_1_naming_the_differences() {
+    let path = temp_file(
+        "wrong",
+        &common::edit(7, r#""garbage":[2]"#, r#""garbage":[]"#),
+    );
+    let output = heap_inspect(&["replay", path.to_str().expect("UTF-8")]);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("verdict: mismatch (CPython found 0 garbage objects, pyheap 1)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("in pyheap's garbage, not CPython's: 1 (first: 2 list)"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_malformed_file_is_one_line_naming_the_file_and_line() {
+    let path = temp_file(
+        "malformed",
+        &common::edit(4, r#""refs":[2]"#, r#""refs":[7]"#),
+    );
+    let file = path.to_str().expect("UTF-8");
+    for command in ["replay", "check"] {
+        let output = heap_inspect(&[command, file]);
+        let text = assert_one_line_error(&output);
+        assert!(
+            text.contains(&format!("{file}: line 4: `refs[0]` is 7")),
+            "{text}"
+        );
+    }
+    let output = heap_inspect(&["map", "--svg", "/dev/null", "--graph", file]);
+    assert_one_line_error(&output);
+    let _ = std::fs::remove_file(&path);
+}
+
+#[test]
+fn a_missing_file_is_one_line() {
+    for args in [
+        &["replay", "/nonexistent/graph.jsonl"][..],
+        &["check", "/nonexistent/graph.jsonl"],
+        &["capture", "/nonexistent/workload.py", "-o", "/tmp/x.jsonl"],
+    ] {
+        let text = assert_one_line_error(&heap_inspect(args));
+        assert!(text.contains("/nonexistent/"), "{text}");
+    }
+}
+
+#[test]
+fn an_unwritable_picture_is_one_line() {
+    let output = heap_inspect(&["run", "cycles", "--n", "10"]);
+    assert_eq!(output.status.code(), Some(0));
+    let output = heap_inspect(&[
+        "timeline",
+        "--svg",
+        "/nonexistent/dir/t.svg",
+        "cycles",
+        "--n",
+        "10",
+    ]);
+    let text = assert_one_line_error(&output);
+    assert!(
+        text.contains("cannot write /nonexistent/dir/t.svg"),
+        "{text}"
+    );
+}
+
+#[test]
+fn bad_arguments_exit_2() {
+    for args in [
+        &["run", "nosuchworkload"][..],
+        &["run", "churn", "--n", "many"],
+        &["run", "churn", "--n", "-3"],
+        &["replay"],
+        &["timeline", "--svg", "/tmp/x.svg", "--every", "0"],
+        &["demo", "--format", "xml"],
+    ] {
+        let output = heap_inspect(args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert!(
+            stderr(&output).starts_with("error: "),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+    }
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    for command in [
+        "demo", "run", "replay", "capture", "map", "timeline", "check",
+    ] {
+        let output = heap_inspect(&[command, "--help"]);
+        assert_eq!(output.status.code(), Some(0), "{command}");
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(text.contains("Usage: heap-inspect"), "{command}: {text}");
+    }
+    let output = heap_inspect(&["--help"]);
+    let text = String::from_utf8_lossy(&output.stdout);
+    for command in [
+        "demo", "run", "replay", "capture", "map", "timeline", "check",
+    ] {
+        assert!(text.contains(command), "{text}");
+    }
+}
