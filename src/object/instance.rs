@@ -120,7 +120,7 @@ impl<'h> Instance<'h> {
 /// The three run-time types of instances, by their class's finalizer. They share the payload
 /// layout (`repr(transparent)` over [`Instance`]).
 macro_rules! instance_type {
-    ($name:ident, $static:ident, $has:expr, $legacy:expr) => {
+    ($name:ident, $static:ident, $type_name:literal, $has:expr, $legacy:expr) => {
         #[repr(transparent)]
         pub(crate) struct $name<'h>(pub(crate) Instance<'h>);
         impl Trace for $name<'_> {
@@ -131,7 +131,7 @@ macro_rules! instance_type {
                 self.0.attrs.clear()
             }
         }
-        static $static: TypeInfo = TypeInfo::new::<$name<'static>>("instance");
+        static $static: TypeInfo = TypeInfo::new::<$name<'static>>($type_name);
         impl Object for $name<'_> {
             const CONTAINER: bool = true;
             const HAS_FINALIZER: bool = $has;
@@ -146,9 +146,10 @@ macro_rules! instance_type {
     };
 }
 
-instance_type!(PlainInstance, PLAIN_INSTANCE, false, false);
-instance_type!(FinInstance, FIN_INSTANCE, true, false);
-instance_type!(LegacyInstance, LEGACY_INSTANCE, false, true);
+// Three names, so that the allocator's per-kind table tells them apart.
+instance_type!(PlainInstance, PLAIN_INSTANCE, "instance", false, false);
+instance_type!(FinInstance, FIN_INSTANCE, "instance+finalizer", true, false);
+instance_type!(LegacyInstance, LEGACY_INSTANCE, "instance+legacy-finalizer", false, true);
 
 /// The instance payload of `obj`, if it is an instance.
 pub fn as_instance<'a, 'h>(obj: &'a ObjRef<'h>) -> Option<&'a Instance<'h>> {
