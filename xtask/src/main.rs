@@ -1,7 +1,9 @@
 //! `cargo xtask`: the one entry point for the project's checks.
 //!
 //! ```text
-//! cargo xtask ci        fmt check, clippy, build, tests, docs (and Miri when installed)
+//! cargo xtask ci        fmt check, clippy, build, tests, docs, a quick bench round, and Miri
+//!                       when installed
+//! cargo xtask bench     pyheap against its peers: bench/REPORT.md (--quick: a smoke round)
 //! cargo xtask miri      the tier crates' tests under Miri (needs the nightly miri component)
 //! ```
 //!
@@ -129,14 +131,21 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let start = Instant::now();
     let result = match args.first().map(String::as_str) {
-        Some("ci") => run(&ci_steps()).and_then(|()| {
-            if miri_available() {
-                run(&miri_steps())
-            } else {
-                println!("\n==> miri: skipped (the nightly miri component is not installed)");
-                Ok(())
-            }
-        }),
+        Some("ci") => run(&ci_steps())
+            .and_then(|()| {
+                // The benchmarks never run in the test pass; a quick round keeps them building
+                // and running (its report goes to target/bench-quick/).
+                println!("\n==> bench smoke: cargo xtask bench --quick");
+                bench::run(&["--quick".to_string()])
+            })
+            .and_then(|()| {
+                if miri_available() {
+                    run(&miri_steps())
+                } else {
+                    println!("\n==> miri: skipped (the nightly miri component is not installed)");
+                    Ok(())
+                }
+            }),
         Some("bench") => bench::run(&args[1..]),
         Some("miri") => {
             if miri_available() {
@@ -149,7 +158,7 @@ fn main() -> ExitCode {
             }
         }
         _ => {
-            eprintln!("usage: cargo xtask <ci|miri>");
+            eprintln!("usage: cargo xtask <ci|bench [--quick]|miri>");
             return ExitCode::from(2);
         }
     };
