@@ -7,6 +7,14 @@ use obj_alloc::Policy;
 use refcount::{items, Object, Trace, TypeInfo, VarObject};
 
 /// `int`: a 64-bit integer. -5..=256 are preallocated, immortal and shared.
+///
+/// ```
+/// # let heap = pyheap::Heap::new(pyheap::Config::default()).unwrap();
+/// use pyheap::object::Int;
+/// let big = heap.int(1 << 40).unwrap();
+/// assert_eq!(big.downcast_ref::<Int>().unwrap().0, 1 << 40);
+/// assert!(heap.int(7).unwrap().ptr_eq(&heap.int(7).unwrap())); // the small-int cache
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Int(pub i64);
 impl Trace for Int {}
@@ -18,6 +26,16 @@ impl Object for Int {
 }
 
 /// `float`: blocks come from a bounded free list (CPython keeps 100).
+///
+/// ```
+/// # let heap = pyheap::Heap::new(pyheap::Config::default()).unwrap();
+/// use pyheap::object::Float;
+/// let x = heap.float(2.5).unwrap();
+/// assert_eq!(x.downcast_ref::<Float>().unwrap().0, 2.5);
+/// let block = x.as_ptr();
+/// drop(x); // the block goes to the float free list...
+/// assert_eq!(heap.float(1.0).unwrap().as_ptr(), block); // ...and the next float reuses it
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Float(pub f64);
 impl Trace for Float {}
@@ -30,6 +48,14 @@ impl Object for Float {
 }
 
 /// `str`: UTF-8 bytes stored in the object's own block, with the hash computed once.
+///
+/// ```
+/// # let heap = pyheap::Heap::new(pyheap::Config::default()).unwrap();
+/// use pyheap::object::Str;
+/// let s = heap.str("héllo").unwrap();
+/// assert_eq!(s.downcast_ref::<Str>().unwrap().as_str(), "héllo");
+/// assert!(heap.intern("name").unwrap().ptr_eq(&heap.intern("name").unwrap()));
+/// ```
 #[derive(Debug)]
 pub struct Str {
     pub(crate) hash: u64,
@@ -76,6 +102,13 @@ impl Str {
 }
 
 /// `bytes`: immutable bytes in the object's own block.
+///
+/// ```
+/// # let heap = pyheap::Heap::new(pyheap::Config::default()).unwrap();
+/// use pyheap::object::Bytes;
+/// let b = heap.bytes(b"\x00\xff").unwrap();
+/// assert_eq!(b.downcast_ref::<Bytes>().unwrap().as_bytes(), b"\x00\xff");
+/// ```
 #[derive(Debug)]
 pub struct Bytes {
     pub(crate) hash: u64,
@@ -110,6 +143,12 @@ impl Bytes {
 }
 
 /// `None`: one immortal object per heap.
+///
+/// ```
+/// # let heap = pyheap::Heap::new(pyheap::Config::default()).unwrap();
+/// assert!(heap.none().ptr_eq(&heap.none()));
+/// assert!(heap.none().header().is_immortal());
+/// ```
 #[derive(Debug)]
 pub struct NoneType;
 impl Trace for NoneType {}

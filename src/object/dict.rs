@@ -8,6 +8,14 @@ use crate::HeapError;
 
 /// `dict`. Made by [`Heap::dict`](crate::Heap::dict). Keys must be hashable: ints, floats,
 /// strs, bytes, None, and tuples of hashables.
+///
+/// ```
+/// # let heap = pyheap::Heap::new(pyheap::Config::default()).unwrap();
+/// let d = heap.dict().unwrap();
+/// d.set(heap.str("k").unwrap(), heap.int(1).unwrap()).unwrap();
+/// assert!(d.get(&heap.str("k").unwrap()).unwrap().is_some()); // equal by content
+/// assert!(d.set(heap.list(vec![]).unwrap().erase(), heap.none()).is_err()); // unhashable
+/// ```
 pub struct Dict<'h> {
     table: Table<'h>,
 }

@@ -26,6 +26,19 @@ pub enum FinalizerKind {
 }
 
 /// A user-defined class (`class Name: ...`). Made by [`Heap::class`](crate::Heap::class).
+///
+/// ```
+/// use std::rc::Rc;
+/// use pyheap::object::FinalizerKind;
+/// # let heap = pyheap::Heap::new(pyheap::Config::default()).unwrap();
+/// let c = heap
+///     .class("Node", Some((Rc::new(|_heap, _this| Ok(())), FinalizerKind::Safe)))
+///     .unwrap();
+/// let a = heap.instance(&c).unwrap();
+/// heap.setattr(&a, "me", a.clone()).unwrap(); // a cycle through an attribute
+/// drop(a);
+/// assert_eq!(heap.gc().collect(2).unwrap(), 1);
+/// ```
 pub struct Class<'h> {
     name: String,
     finalizer: Option<(Finalizer<'h>, FinalizerKind)>,
@@ -149,7 +162,13 @@ macro_rules! instance_type {
 // Three names, so that the allocator's per-kind table tells them apart.
 instance_type!(PlainInstance, PLAIN_INSTANCE, "instance", false, false);
 instance_type!(FinInstance, FIN_INSTANCE, "instance+finalizer", true, false);
-instance_type!(LegacyInstance, LEGACY_INSTANCE, "instance+legacy-finalizer", false, true);
+instance_type!(
+    LegacyInstance,
+    LEGACY_INSTANCE,
+    "instance+legacy-finalizer",
+    false,
+    true
+);
 
 /// The instance payload of `obj`, if it is an instance.
 pub fn as_instance<'a, 'h>(obj: &'a ObjRef<'h>) -> Option<&'a Instance<'h>> {

@@ -6,6 +6,15 @@ use refcount::{ObjRef, Object, RefVec, Trace, TypeInfo, Visit};
 use crate::HeapError;
 
 /// `list`. Made by [`Heap::list`](crate::Heap::list).
+///
+/// ```
+/// # let heap = pyheap::Heap::new(pyheap::Config::default()).unwrap();
+/// let l = heap.list(vec![]).unwrap();
+/// l.append(heap.int(1).unwrap()).unwrap();
+/// l.insert(0, heap.int(0).unwrap()).unwrap();
+/// assert_eq!(l.len(), 2);
+/// assert!(l.pop().is_some());
+/// ```
 pub struct List<'h> {
     items: RefVec<'h>,
 }

@@ -9,6 +9,12 @@ use crate::HeapError;
 
 /// An object of another type: its references and enough slots to occupy the size it had.
 /// Made by [`Heap::opaque`](crate::Heap::opaque).
+///
+/// ```
+/// # let heap = pyheap::Heap::new(pyheap::Config::default()).unwrap();
+/// let f = heap.opaque("function", 152, &[heap.str("name").unwrap()]).unwrap();
+/// assert!(heap.size_of(&f) >= 152);
+/// ```
 pub struct Opaque<'h> {
     type_name: ObjRef<'h>,
     refs: usize,

@@ -6,6 +6,13 @@ use obj_alloc::Policy;
 use refcount::{items, ObjRef, Object, Trace, TypeInfo, VarObject, Visit};
 
 /// `tuple`. Made by [`Heap::tuple`](crate::Heap::tuple).
+///
+/// ```
+/// # let heap = pyheap::Heap::new(pyheap::Config::default()).unwrap();
+/// let t = heap.tuple(&[heap.int(1).unwrap(), heap.str("a").unwrap()]).unwrap();
+/// assert_eq!(t.len(), 2);
+/// assert!(!heap.gc().is_tracked(t.as_obj())); // only atoms inside: not tracked
+/// ```
 pub struct Tuple<'h> {
     len: usize,
     _heap: PhantomData<ObjRef<'h>>,
