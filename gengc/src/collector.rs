@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use bumpalo::collections::Vec as BumpVec;
 use bumpalo::Bump;
-use refcount::{ContainerHook, ObjPtr, ObjRef, RcHeap, Unraisable, Visit};
+use refcount::{ContainerHook, ObjPtr, ObjRef, Object, RcHeap, Unraisable, Visit, WeakRefObj};
 
 use crate::header::{gc_header, GARBAGE, GARBAGE_DEAD, GEN_BASE, UNTRACKED, YOUNG};
 use crate::stats::{CallbackInfo, GenerationStats, Phase};
@@ -537,7 +537,8 @@ impl Collector {
                 let ty = header.type_info();
                 special.legacy_finalizers |= ty.legacy_finalizer;
                 special.finalizers |= ty.has_finalizer() && !header.is_finalized();
-                special.weakrefs |= header.has_weakrefs();
+                special.weakrefs |=
+                    header.has_weakrefs() || std::ptr::eq(ty, WeakRefObj::type_info());
                 out.push(obj);
             }
         }
@@ -590,10 +591,17 @@ impl Collector {
 
     /// Clears every weak reference to the garbage (upgrading gives nothing from now on), then
     /// runs the callbacks of the weakrefs that are not garbage themselves.
+    ///
+    /// A weakref that is garbage itself is detached from its referent first (CPython,
+    /// bpo-38006): its referent may be outside the garbage and die while the garbage is
+    /// deleted, and its callback must not run then, on a weakref already cleared.
     fn handle_weakrefs(&self, unreachable: &[ObjPtr], bump: &Bump) {
         let rc = self.rc();
         let mut callbacks = BumpVec::new_in(bump);
         for &obj in unreachable.iter().filter(|o| self.is_garbage(**o)) {
+            // SAFETY: we hold a reference to obj; the handle borrows it without count changes.
+            let handle = std::mem::ManuallyDrop::new(unsafe { ObjRef::from_owned(obj) });
+            rc.detach_weakref(&handle);
             // SAFETY: we hold a reference to obj.
             for wr in unsafe { rc.clear_weakrefs(obj) } {
                 // A weakref is a container: in the garbage iff its header says so.

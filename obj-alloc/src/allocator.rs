@@ -22,8 +22,8 @@ use crate::size_class::{SizeClass, SMALL_REQUEST_THRESHOLD};
 /// `Sync`). Blocks are aligned to 16 bytes. Frees must give the size the block was allocated
 /// with, as Rust deallocation does.
 ///
-/// Dropping the allocator frees every kind's free list and returns every arena to the OS: blocks
-/// still handed out become dangling (direct blocks among them are leaked).
+/// Dropping the allocator frees every kind's free list, returns every arena to the OS and every
+/// direct block to the system allocator: blocks still handed out become dangling.
 #[repr(C)] // the hot fields first, in one cache line with the first classes' used pools
 pub struct ObjAlloc {
     /// Requests of `1..=fast_limit` bytes take the fast path: `SMALL_REQUEST_THRESHOLD` with the

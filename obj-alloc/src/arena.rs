@@ -31,6 +31,7 @@ use std::ptr::NonNull;
 
 use raw_alloc::{Arena, OutOfMemory, RawHeap};
 
+use crate::asan;
 use crate::pool::{Geometry, Pool};
 use crate::size_class::{SizeClass, NUM_SIZE_CLASSES};
 
@@ -268,6 +269,8 @@ impl ArenaTable {
         slot.next = self.unused;
         slot.prev = None;
         self.unused = Some(index);
+        // The OS may map these addresses again, for anyone: no poison may outlive the arena.
+        asan::unpoison(arena.base(), arena.size());
         // SAFETY: the arena came from this heap's alloc_arena and nothing in it is used (contract).
         unsafe { raw.free_arena(arena) };
         tracing::debug!(target: "obj_alloc", arena = index, "arena released");
@@ -280,6 +283,7 @@ impl ArenaTable {
     pub(crate) unsafe fn release_all(&mut self, raw: &RawHeap) {
         for slot in &mut self.slots {
             if let Some(arena) = slot.arena.take() {
+                asan::unpoison(arena.base(), arena.size());
                 // SAFETY: the arena came from this heap and nothing in it is used (contract).
                 unsafe { raw.free_arena(arena) };
             }

@@ -13,6 +13,8 @@
 use std::cell::Cell;
 use std::ptr::NonNull;
 
+use crate::asan;
+
 /// The smallest block a free list keeps: its first word holds the link.
 const MIN_BLOCK: usize = size_of::<Option<NonNull<u8>>>();
 
@@ -44,6 +46,7 @@ impl FreeList {
             return None;
         }
         let block = self.head.get()?;
+        asan::unpoison(block, size);
         // SAFETY: the block is on the list, so its first word holds the next link (free-list
         // invariant), and it is at least a pointer long and 16-aligned.
         let next = unsafe { block.cast::<Option<NonNull<u8>>>().read() };
@@ -78,6 +81,7 @@ impl FreeList {
         }
         // SAFETY: the block is ours now (contract) and at least a pointer long, 16-aligned.
         unsafe { block.cast::<Option<NonNull<u8>>>().write(self.head.get()) };
+        asan::poison(block, size);
         self.head.set(Some(block));
         self.len.set(len + 1);
         true

@@ -63,6 +63,7 @@
 //! - `allocator`: [`ObjAlloc`] and its hot paths; `owner`: [`Placement`] and owner lookup.
 //! - `stats`: [`AllocStats`] and its text rendering; `allocator_api`: `&ObjAlloc` as an
 //!   `allocator_api2` allocator.
+//! - `asan`: AddressSanitizer poisoning of free blocks and pool slack (only in ASan builds).
 //!
 //! ## What this tier never does
 //! It never knows what an object is (a kind is a name, a policy and counters); it never frees a
@@ -108,6 +109,7 @@
 mod allocator;
 mod allocator_api;
 mod arena;
+mod asan;
 mod config;
 mod free_list;
 mod kind;

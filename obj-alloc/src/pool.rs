@@ -45,6 +45,7 @@ use std::ptr::NonNull;
 
 use raw_alloc::{ALIGNMENT, ARENA_HEADER_SIZE};
 
+use crate::asan;
 use crate::size_class::{SizeClass, NUM_SIZE_CLASSES, SMALL_REQUEST_THRESHOLD};
 
 /// What the pool table records about one pool.
@@ -219,7 +220,12 @@ impl Pool {
         unsafe {
             let first = base.add(start);
             let second = first.add(size);
+            // Under ASan: the whole body is free (carved or not) but the block handed out.
+            asan::poison(first, geometry.pool_size - start);
+            asan::unpoison(first, size);
+            asan::unpoison(second, asan::LINK);
             second.cast::<Option<NonNull<u8>>>().write(None);
+            asan::poison(second, asan::LINK);
             self.header().write(PoolHeader {
                 freeblock: Some(second),
                 nextpool: None,
@@ -245,6 +251,7 @@ impl Pool {
         // pool whose first word is the next link (pool invariant).
         unsafe {
             let block = (*h).freeblock.unwrap_unchecked();
+            asan::unpoison(block, (*h).class.block_size());
             let next = block.cast::<Option<NonNull<u8>>>().read();
             (*h).freeblock = next;
             (*h).count += 1;
@@ -268,7 +275,9 @@ impl Pool {
                 return false;
             }
             let block = geometry.base_of(self).add(offset);
+            asan::unpoison(block, asan::LINK);
             block.cast::<Option<NonNull<u8>>>().write(None);
+            asan::poison(block, asan::LINK);
             (*h).freeblock = Some(block);
             (*h).nextoffset = (offset + size) as u32;
             true
@@ -287,6 +296,7 @@ impl Pool {
         unsafe {
             let last = (*h).freeblock;
             block.cast::<Option<NonNull<u8>>>().write(last);
+            asan::poison(block, (*h).class.block_size());
             (*h).freeblock = Some(block);
             (*h).count -= 1;
             if last.is_none() {

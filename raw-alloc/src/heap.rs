@@ -1,8 +1,10 @@
 //! [`RawHeap`]: the one place where the private heap takes memory from the OS and gives it back.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::ptr::NonNull;
+
+use hashbrown::HashMap;
 
 use crate::arena::Arena;
 use crate::config::{ConfigError, RawConfig};
@@ -18,6 +20,7 @@ pub const ALIGNMENT: usize = 16;
 /// enforces the limit, keeps the accounting and (optionally) the debug layer.
 ///
 /// A `RawHeap` is single-threaded (`!Sync`): one heap belongs to one thread at a time.
+/// Dropping it gives back the direct blocks still out; arenas are unmapped by their holder.
 ///
 /// ```
 /// use raw_alloc::{RawConfig, RawHeap};
@@ -35,6 +38,9 @@ pub struct RawHeap {
     debug: Option<DebugLayer>,
     os_requests: Cell<u64>,
     fail_at: Cell<Option<u64>>,
+    /// The live direct blocks by address (with their pointer and accounted size), so that
+    /// dropping the heap gives back those still out, as it unmaps the arenas still mapped.
+    direct: RefCell<HashMap<usize, (NonNull<u8>, usize)>>,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -60,6 +66,7 @@ impl RawHeap {
             stats: Cell::new(Counters::default()),
             os_requests: Cell::new(0),
             fail_at: Cell::new(None),
+            direct: RefCell::new(HashMap::new()),
         })
     }
 
@@ -179,6 +186,9 @@ impl RawHeap {
         c.direct_blocks += 1;
         c.direct_bytes += layout.size();
         self.stats.set(c);
+        self.direct
+            .borrow_mut()
+            .insert(ptr.as_ptr().addr(), (ptr, layout.size()));
         Ok(ptr)
     }
 
@@ -189,6 +199,12 @@ impl RawHeap {
     /// `size`, and not have been freed.
     pub unsafe fn free_direct(&self, ptr: NonNull<u8>, size: usize) {
         let layout = direct_layout(size).expect("checked when allocated");
+        let known = self.direct.borrow_mut().remove(&ptr.as_ptr().addr());
+        debug_assert_eq!(
+            known.map(|(_, s)| s),
+            Some(layout.size()),
+            "a direct block of this heap"
+        );
         // SAFETY: ptr was allocated by System with this layout (caller's contract).
         unsafe { System.dealloc(ptr.as_ptr(), layout) };
         self.release(layout.size());
@@ -215,6 +231,20 @@ impl RawHeap {
             limit: self.config.limit,
             failed_requests: c.failed_requests,
             debug: self.debug.as_ref().map(DebugLayer::stats),
+        }
+    }
+}
+
+impl Drop for RawHeap {
+    /// Gives back the direct blocks still out (the arenas are the tier above's to unmap: it
+    /// holds them). Whatever the tiers above left in them (immortal objects, leaked ones) is
+    /// gone with the heap, as it is with an arena.
+    fn drop(&mut self) {
+        for (_, (ptr, size)) in self.direct.get_mut().drain() {
+            let layout = Layout::from_size_align(size, ALIGNMENT).expect("checked when allocated");
+            // SAFETY: a live direct block, allocated by System with this layout; the heap and
+            // every block it served go away together, so nothing uses it afterwards.
+            unsafe { System.dealloc(ptr.as_ptr(), layout) };
         }
     }
 }

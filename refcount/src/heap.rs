@@ -500,21 +500,20 @@ impl RcHeap {
         type_name: &'static str,
         panic: Box<dyn std::any::Any + Send>,
     ) {
-        let message = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "a panic with a non-string payload".into());
         self.report_unraisable(Unraisable {
             context,
             type_name,
-            message,
+            message: panic_message(panic.as_ref()),
         });
     }
 
     /// Reports a failure nobody can catch (`sys.unraisablehook`): to the installed hook, or as
     /// a `tracing` error; counted either way. The tiers above report their own (a failing gc
     /// callback) here too.
+    ///
+    /// A hook that panics is reported the way CPython treats a failing `sys.unraisablehook`:
+    /// both failures go to the log, and the hook stays installed. Its panic never unwinds into
+    /// the deallocation loop or the collector that reported.
     pub fn report_unraisable(&self, u: Unraisable) {
         self.bump(|c| c.unraisable += 1);
         // Take the hook out while it runs, so that a hook that fails or reports again cannot
@@ -522,21 +521,22 @@ impl RcHeap {
         let hook = self.unraisable.borrow_mut().take();
         match hook {
             Some(mut h) => {
-                h(&u);
+                let failed = catch_unwind(AssertUnwindSafe(|| h(&u))).err();
                 let mut slot = self.unraisable.borrow_mut();
                 if slot.is_none() {
                     *slot = Some(h);
                 }
+                drop(slot);
+                if let Some(panic) = failed {
+                    log_unraisable(&u);
+                    log_unraisable(&Unraisable {
+                        context: "unraisable hook",
+                        type_name: u.type_name,
+                        message: panic_message(panic.as_ref()),
+                    });
+                }
             }
-            None => tracing::error!(
-                target: "refcount::unraisable",
-                context = u.context,
-                type_name = u.type_name,
-                "exception ignored in {} of {} object: {}",
-                u.context,
-                u.type_name,
-                u.message
-            ),
+            None => log_unraisable(&u),
         }
     }
 
@@ -599,6 +599,28 @@ impl Drop for RcHeap {
         // (uncollected cycles, immortals): their memory goes with the arenas.
         self.hook.set(None);
     }
+}
+
+/// The text of a panic's payload.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic with a non-string payload".into())
+}
+
+/// The default `sys.unraisablehook`: a `tracing` error.
+fn log_unraisable(u: &Unraisable) {
+    tracing::error!(
+        target: "refcount::unraisable",
+        context = u.context,
+        type_name = u.type_name,
+        "exception ignored in {} of {} object: {}",
+        u.context,
+        u.type_name,
+        u.message
+    );
 }
 
 /// Visits the strong references of a live object (its type's `trace`).

@@ -50,13 +50,23 @@ impl Object for WeakRefObj<'_> {
 impl<'h> WeakRefObj<'h> {
     /// The referent, if it is still alive (`wr()`).
     pub fn upgrade(&self) -> Option<ObjRef<'h>> {
-        // SAFETY: a referent that is set is alive: it clears every weakref before it dies.
-        self.referent.get().map(|p| unsafe { p.to_ref() })
+        // SAFETY: the referent is alive with a count above 0 (live_referent).
+        self.live_referent().map(|p| unsafe { p.to_ref() })
     }
 
-    /// Whether the referent died (or was cleared by the collector).
+    /// Whether the referent died (or was cleared by the collector, or is being deallocated).
     pub fn is_dead(&self) -> bool {
-        self.referent.get().is_none()
+        self.live_referent().is_none()
+    }
+
+    /// The referent, unless it is gone or dying. A referent whose count fell to 0 waits on the
+    /// pending stack (or runs its finalizer's aftermath) with its weakrefs not cleared yet; as
+    /// in CPython (`PyWeakref_GET_OBJECT` tests the count), it is dead to its weakrefs: a new
+    /// reference would resurrect an object whose deallocation is under way.
+    fn live_referent(&self) -> Option<ObjPtr> {
+        let p = self.referent.get()?;
+        // SAFETY: a referent that is set is alive: it clears every weakref before it is freed.
+        (unsafe { p.header() }.refcnt() > 0).then_some(p)
     }
 
     /// Whether a callback is still waiting to run.
@@ -188,6 +198,22 @@ impl RcHeap {
         c.weakrefs_cleared += n;
         self.counters.set(c);
         live
+    }
+
+    /// Detaches a weakref object from its referent (CPython's `_PyWeakref_ClearRef`): upgrading
+    /// it gives nothing from now on, and as its referent no longer lists it, its callback never
+    /// runs. The collector does this to weakrefs that are garbage themselves. Returns whether
+    /// `wr` is a weakref object (anything else is left alone).
+    pub fn detach_weakref(&self, wr: &ObjRef<'_>) -> bool {
+        let Some(w) = wr.downcast_ref::<WeakRefObj<'_>>() else {
+            return false;
+        };
+        if let Some(referent) = w.referent.take() {
+            // SAFETY: a referent that is set is alive: it clears its weakrefs before it is freed.
+            let heap = unsafe { &*RcHeap::of(referent) };
+            heap.weak.remove(referent, wr.as_ptr());
+        }
+        true
     }
 
     /// Runs a weakref's callback if it has one that has not run; a panic is reported as
