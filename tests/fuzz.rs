@@ -49,8 +49,8 @@ use model::{Model, Step};
 use program::{Program, Setup};
 use real::Real;
 
-/// Programs in the CI run (debug build, 2 cores: about a minute).
-const CI_CASES: u32 = 200;
+/// Programs in the CI run (a debug build: under a minute on 2 cores).
+const CI_CASES: u32 = 1000;
 /// The CI run's seed.
 const CI_SEED: u64 = 0x7079_6865_6170; // "pyheap"
 /// The longest program generated.

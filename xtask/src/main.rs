@@ -5,11 +5,14 @@
 //!                       when installed
 //! cargo xtask bench     pyheap against its peers: bench/REPORT.md (--quick: a smoke round)
 //! cargo xtask miri      the tier crates' tests under Miri (needs the nightly miri component)
+//! cargo xtask fuzz      the differential fuzzer for --minutes N; a failure becomes a file
+//! cargo xtask sanitize  tests and fuzzer under AddressSanitizer (both backends) and valgrind
 //! ```
 //!
 //! Every step prints the command it runs; the first failure stops the run with its exit code.
 
 mod bench;
+mod reliability;
 
 use std::process::{Command, ExitCode};
 use std::time::Instant;
@@ -147,6 +150,8 @@ fn main() -> ExitCode {
                 }
             }),
         Some("bench") => bench::run(&args[1..]),
+        Some("fuzz") => reliability::fuzz(&args[1..]),
+        Some("sanitize") => reliability::sanitize(&args[1..]),
         Some("miri") => {
             if miri_available() {
                 run(&miri_steps())
@@ -158,7 +163,7 @@ fn main() -> ExitCode {
             }
         }
         _ => {
-            eprintln!("usage: cargo xtask <ci|bench [--quick]|miri>");
+            eprintln!("usage: cargo xtask <ci|bench [--quick]|miri|fuzz --minutes N|sanitize>");
             return ExitCode::from(2);
         }
     };
