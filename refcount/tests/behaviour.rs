@@ -351,7 +351,10 @@ fn big_objects_in_direct_blocks_find_their_heap() {
 }
 
 #[test]
-#[cfg_attr(miri, ignore = "thousands of operations: minutes under the interpreter")]
+#[cfg_attr(
+    miri,
+    ignore = "thousands of operations: minutes under the interpreter"
+)]
 fn every_backend_and_the_debug_layer_run_the_same_program() {
     for (backend, debug) in [
         (Backend::Arena, false),
