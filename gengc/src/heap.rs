@@ -222,11 +222,11 @@ impl GcHeap {
 
     /// `gc.garbage`: uncollectable objects (and, with DEBUG_SAVEALL, every unreachable one).
     pub fn garbage(&self) -> Vec<ObjRef<'_>> {
-        // SAFETY: garbage entries own a reference each, so they are live.
         self.collector
             .garbage
             .borrow()
             .iter()
+            // SAFETY: garbage entries own a reference each, so they are live.
             .map(|p| unsafe { p.to_ref() })
             .collect()
     }
