@@ -61,10 +61,11 @@ fn dropping_a_heap_frees_every_block_it_took_from_the_system_allocator() {
         use_and_drop_a_system_heap();
     }
     let grown = malloc_in_use().saturating_sub(before);
-    // A heap's immortals alone are 300 blocks (about 10 KiB) that a leak would keep per run;
-    // the allocator's own caches move by a few KiB, whatever the number of runs.
+    // A heap's immortals alone are 300 blocks (about 10 KiB) that a leak would keep per run:
+    // 200 KiB over the runs. The allocator's own caches move by some KiB whatever the number
+    // of runs (23 KiB was seen once in a clean CI clone), so the bound sits between the two.
     assert!(
-        grown < RUNS * 1024,
+        grown < RUNS * 5 * 1024,
         "{grown} bytes still allocated after {RUNS} heaps were dropped"
     );
 }
