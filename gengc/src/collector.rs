@@ -100,12 +100,12 @@ impl Collector {
     /// leaving out dying ones (count 0: see [`gather_young`](Self::gather_young)): a new
     /// reference would resurrect an object whose deallocation is under way.
     pub(crate) fn objects_of<'h>(&self, gen: usize) -> Vec<ObjRef<'h>> {
-        // SAFETY: tracked objects are live (they untrack when they die), and only those with a
-        // count above 0 get a new reference.
         self.gens[gen]
             .borrow()
             .iter()
+            // SAFETY: tracked objects are live (they untrack when they are freed).
             .filter(|p| unsafe { p.header() }.refcnt() > 0)
+            // SAFETY: a live object with a count above 0: a new reference is an ordinary one.
             .map(|p| unsafe { p.to_ref() })
             .collect()
     }

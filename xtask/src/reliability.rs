@@ -6,13 +6,14 @@
 //!                                                          a failure is shrunk and written to FILE
 //! cargo xtask fuzz --replay FILE [--out FILE2]             runs a saved program; if it fails, the
 //!                                                          smallest failing version goes to FILE2
-//! cargo xtask sanitize [--asan] [--valgrind]               both by default (about 10 minutes)
+//! cargo xtask sanitize [--asan] [--valgrind]               both by default (5 to 10 minutes)
 //! ```
 //!
 //! `sanitize` runs, printing each command and its time:
 //! 1. ASan, arena backend: the tier crates' and the façade's tests (the fuzzer with a small
 //!    case count), built with `-Zsanitizer=address`, so obj-alloc poisons free blocks and pool
-//!    slack (`obj-alloc/src/asan.rs`) and LeakSanitizer checks the exit;
+//!    slack (`obj-alloc/src/asan.rs`; `tests/asan_poisoning.rs` checks that ASan reports reads
+//!    of them) and LeakSanitizer checks the exit;
 //! 2. ASan, system backend (`PYHEAP_TEST_BACKEND=system`): the façade's tests, every block a
 //!    `malloc` that ASan watches;
 //! 3. valgrind memcheck, system backend: the façade's reliability tests built normally, with
@@ -247,9 +248,9 @@ const SANITIZER_SKIPS: [&str; 5] = [
 ];
 
 /// Fuzz programs and random graphs under the sanitizers.
-const ASAN_FUZZ_CASES: &str = "60";
-const ASAN_GRAPH_CASES: &str = "300";
-const VALGRIND_FUZZ_CASES: &str = "12";
+const ASAN_FUZZ_CASES: &str = "200";
+const ASAN_GRAPH_CASES: &str = "1000";
+const VALGRIND_FUZZ_CASES: &str = "30";
 const VALGRIND_GRAPH_CASES: &str = "60";
 
 fn skips() -> Vec<String> {
@@ -267,6 +268,8 @@ fn asan(title: &str, packages: &[&str], backend: &str) -> Cmd {
         "--target".into(),
         TARGET.into(),
         "--tests".into(),
+        // Every test binary runs, whatever an earlier one found.
+        "--no-fail-fast".into(),
     ];
     for p in packages {
         args.push("-p".into());
@@ -282,6 +285,8 @@ fn asan(title: &str, packages: &[&str], backend: &str) -> Cmd {
         .env("PYHEAP_TEST_BACKEND", backend)
         .env("PYHEAP_FUZZ_CASES", ASAN_FUZZ_CASES)
         .env("PYHEAP_GRAPH_CASES", ASAN_GRAPH_CASES)
+        // tests/asan_poisoning.rs checks that ASan reports reads of what obj-alloc poisons.
+        .env("PYHEAP_ASAN", "1")
 }
 
 /// The façade's test binaries valgrind runs: (name, extra harness arguments).
