@@ -1,8 +1,8 @@
 //! `cargo xtask`: the one entry point for the project's checks.
 //!
 //! ```text
-//! cargo xtask ci        fmt check, clippy, build, tests, docs, a quick bench round, and Miri
-//!                       when installed
+//! cargo xtask ci        fmt check, clippy, build, tests, docs, a quick bench round, then Miri
+//!                       and the sanitizers (ASan, valgrind) when installed
 //! cargo xtask bench     pyheap against its peers: bench/REPORT.md (--quick: a smoke round)
 //! cargo xtask miri      the tier crates' tests under Miri (needs the nightly miri component)
 //! cargo xtask fuzz      the differential fuzzer for --minutes N; a failure becomes a file
@@ -146,6 +146,18 @@ fn main() -> ExitCode {
                     run(&miri_steps())
                 } else {
                     println!("\n==> miri: skipped (the nightly miri component is not installed)");
+                    Ok(())
+                }
+            })
+            .and_then(|()| {
+                // AddressSanitizer (both backends) and valgrind memcheck: about 5 minutes warm.
+                if reliability::sanitize_available() {
+                    reliability::sanitize(&[])
+                } else {
+                    println!(
+                        "\n==> sanitize: skipped (AddressSanitizer needs a nightly toolchain \
+                         with rust-src)"
+                    );
                     Ok(())
                 }
             }),
