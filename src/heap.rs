@@ -44,6 +44,8 @@ pub struct Heap {
     none: ObjPtr,
     /// Interned strings (immortal), by their hash.
     interned: RefCell<HashTable<ObjPtr>>,
+    /// The allocator kinds of the arrays objects own outside their blocks.
+    array_kinds: ArrayKinds,
     _pinned: PhantomPinned,
 }
 
@@ -87,7 +89,13 @@ impl Heap {
                 limit: config.limit.unwrap_or(0),
                 arena_size: config.arena_size,
             })?;
+        let alloc = rc.allocator();
+        let array_kinds = ArrayKinds {
+            table: alloc.register_kind(TABLE_KIND, Policy::SizeClass),
+            values: alloc.register_kind(VALUES_KIND, Policy::SizeClass),
+        };
         let heap = Box::pin(Heap {
+            array_kinds,
             gc,
             config,
             small_ints,
@@ -300,7 +308,8 @@ impl Heap {
     }
 
     /// `sys.getsizeof(obj)`: the object's block and the arrays it owns (a list's items, a
-    /// dict's table).
+    /// dict's table, an instance's values or table, a class's shared keys), each counted as
+    /// the block the allocator hands out.
     pub fn size_of(&self, obj: &ObjRef<'_>) -> usize {
         let own = self.rc().object_size(obj);
         let extra = if let Some(l) = obj.downcast_ref::<List>() {
@@ -309,6 +318,8 @@ impl Heap {
             d.buffer_bytes()
         } else if let Some(i) = as_instance(obj) {
             i.buffer_bytes()
+        } else if let Some(c) = obj.downcast_ref::<Class>() {
+            c.buffer_bytes()
         } else {
             0
         };
@@ -342,6 +353,87 @@ impl Heap {
                 type_name: o.type_info().name,
             }),
             None => Ok(()),
+        }
+    }
+}
+
+/// The allocator kind of a dict's (or a combined instance's) table block (CPython's
+/// `PyDictKeysObject`).
+pub const TABLE_KIND: &str = "dict-keys";
+/// The allocator kind of a split instance's values block (CPython's `PyDictValues`).
+pub const VALUES_KIND: &str = "dict-values";
+
+#[derive(Clone, Copy)]
+struct ArrayKinds {
+    table: obj_alloc::KindId,
+    values: obj_alloc::KindId,
+}
+
+/// Which array a block is.
+#[derive(Clone, Copy)]
+pub(crate) enum ArrayKind {
+    /// A table (dicts, combined instances).
+    Table,
+    /// A split instance's values.
+    Values,
+}
+
+/// Where an object's arrays (outside its block) come from: its heap's allocator, counted under
+/// the array's kind while the façade is alive (during the heap's own teardown, when the façade
+/// is gone, blocks are freed uncounted).
+#[derive(Clone, Copy)]
+pub(crate) struct Arrays<'a> {
+    alloc: &'a obj_alloc::ObjAlloc,
+    kinds: Option<ArrayKinds>,
+}
+
+impl<'a> Arrays<'a> {
+    /// The arrays of the object whose payload is `payload`.
+    ///
+    /// # Safety
+    /// `payload` must be the payload of a live object of a façade heap.
+    pub(crate) unsafe fn of<T>(payload: &T) -> Arrays<'a> {
+        // SAFETY: the caller's contract; the heap outlives its objects.
+        let rc = unsafe { &*RcHeap::of(ObjPtr::from_payload(payload)) };
+        let ctx = rc.context();
+        // SAFETY: a façade heap's context is its pinned Heap, alive while set.
+        let kinds = (!ctx.is_null()).then(|| unsafe { (*ctx.cast::<Heap>()).array_kinds });
+        Arrays {
+            alloc: rc.allocator(),
+            kinds,
+        }
+    }
+
+    fn kind(&self, which: ArrayKind) -> Option<obj_alloc::KindId> {
+        self.kinds.map(|k| match which {
+            ArrayKind::Table => k.table,
+            ArrayKind::Values => k.values,
+        })
+    }
+
+    /// A block of `size` bytes.
+    pub(crate) fn alloc(
+        &self,
+        which: ArrayKind,
+        size: usize,
+    ) -> Result<std::ptr::NonNull<u8>, crate::OutOfMemory> {
+        match self.kind(which) {
+            Some(k) => self.alloc.alloc_kind(k, size),
+            None => self.alloc.alloc(size),
+        }
+    }
+
+    /// Frees a block.
+    ///
+    /// # Safety
+    /// `ptr` must come from [`alloc`](Self::alloc) of the same heap with `size` bytes, not
+    /// freed since.
+    pub(crate) unsafe fn dealloc(&self, which: ArrayKind, ptr: std::ptr::NonNull<u8>, size: usize) {
+        match self.kind(which) {
+            // SAFETY: the caller's contract.
+            Some(k) => unsafe { self.alloc.dealloc_kind(k, ptr, size) },
+            // SAFETY: the caller's contract.
+            None => unsafe { self.alloc.dealloc(ptr, size) },
         }
     }
 }

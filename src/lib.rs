@@ -36,7 +36,7 @@ mod stats;
 pub use config::{Config, ConfigError, FreeLists, MAX_FREE_LIST_CAPACITY};
 pub use gengc::{DebugFlags, GcHeap};
 pub(crate) use heap::check_same_heap;
-pub use heap::{Heap, SMALL_INT_MAX, SMALL_INT_MIN};
+pub use heap::{Heap, SMALL_INT_MAX, SMALL_INT_MIN, TABLE_KIND, VALUES_KIND};
 pub use object::Kind;
 pub use raw_alloc::{Backend, OutOfMemory};
 pub use refcount::{ObjRef, Ref};

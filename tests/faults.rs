@@ -178,8 +178,8 @@ struct Run {
     refused: Option<usize>,
     /// Unraisable reports of out-of-memory (a finalizer's allocation refused).
     unraisable_oom: usize,
-    /// Objects the workload allocated that no free list served (with the system backend: its
-    /// requests to the OS).
+    /// Objects the workload allocated that no free list served, and the tables and values
+    /// arrays they allocated (with the system backend: its requests to the OS).
     allocated: u64,
     /// Arenas it mapped.
     arenas: u64,
@@ -233,8 +233,17 @@ fn run(config: &Config, ops: usize, drops: bool, n: Option<u64>) -> Run {
     );
     let after = h.stats();
     let hits = |s: &pyheap::HeapStats| s.alloc.kinds.iter().map(|k| k.free_list_hits).sum::<u64>();
+    let arrays = |s: &pyheap::HeapStats| {
+        s.alloc
+            .kinds
+            .iter()
+            .filter(|k| k.name == pyheap::TABLE_KIND || k.name == pyheap::VALUES_KIND)
+            .map(|k| k.allocations)
+            .sum::<u64>()
+    };
     run.allocated =
-        after.refcount.allocated - before.refcount.allocated - (hits(&after) - hits(&before));
+        after.refcount.allocated - before.refcount.allocated - (hits(&after) - hits(&before))
+            + (arrays(&after) - arrays(&before));
     run.arenas = after.alloc.raw.arenas_allocated - before.alloc.raw.arenas_allocated;
     let injected = after.alloc.raw.failed_requests;
     let seen = u64::from(run.refused.is_some()) + run.unraisable_oom as u64;
@@ -283,7 +292,8 @@ fn every_refused_allocation_is_an_error_the_heap_survives_with_the_system_backen
         OPS,
         true,
     );
-    // Every object is a request of its own, and each one failed in turn.
+    // Every object (and every table or values array) is a request of its own, and each one
+    // failed in turn.
     assert_eq!(injected, clean.allocated);
 }
 

@@ -3,6 +3,8 @@
 use obj_alloc::Policy;
 use refcount::{ObjRef, Object, Trace, TypeInfo, Visit};
 
+use crate::heap::Arrays;
+
 use super::table::Table;
 use crate::HeapError;
 
@@ -16,15 +18,30 @@ use crate::HeapError;
 /// assert!(d.get(&heap.str("k").unwrap()).unwrap().is_some()); // equal by content
 /// assert!(d.set(heap.list(vec![]).unwrap().erase(), heap.none()).is_err()); // unhashable
 /// ```
+///
+/// The object is 48 bytes (the collector's pre-header, the header and one pointer); the
+/// entries live in one block of the same private heap, CPython's compact table (see
+/// `object/table.rs`): an index of 1-byte slots up to 128 slots, then wider, and 16-byte
+/// (key, value) entries in insertion order, made at the first insertion and freed when the dict
+/// is emptied. The collector visits the keys only while one may be a container (a tuple).
 pub struct Dict<'h> {
     table: Table<'h>,
 }
 
 impl<'h> Dict<'h> {
+    /// An empty dict. It gets a block only once it is inside a heap object (`set` is reached
+    /// through a handle), so a value dropped before it was placed frees nothing.
     pub(crate) fn new() -> Self {
         Dict {
-            table: Table::default(),
+            table: Table::new(),
         }
+    }
+
+    /// The allocator of the heap this dict lives in.
+    fn alloc(&self) -> Arrays<'_> {
+        // SAFETY: a Dict with a table block, or reached through a handle, is the payload of a
+        // live object (see `new`), whose heap outlives it.
+        unsafe { Arrays::of(self) }
     }
 
     /// Number of entries.
@@ -46,14 +63,14 @@ impl<'h> Dict<'h> {
     pub fn set(&self, key: ObjRef<'h>, value: ObjRef<'h>) -> Result<(), HeapError> {
         crate::check_same_heap(self, &key)?;
         crate::check_same_heap(self, &value)?;
-        let old = self.table.set(key, value)?;
+        let old = self.table.set(self.alloc(), key, value)?;
         drop(old);
         Ok(())
     }
 
     /// `del d[key]`; returns whether the key was there.
     pub fn delete(&self, key: &ObjRef<'h>) -> Result<bool, HeapError> {
-        Ok(self.table.remove(key)?.is_some())
+        Ok(self.table.remove(self.alloc(), key)?.is_some())
     }
 
     /// New references to every (key, value), in insertion order.
@@ -63,7 +80,7 @@ impl<'h> Dict<'h> {
 
     /// `d.clear()`.
     pub fn clear(&self) {
-        self.table.clear()
+        self.table.clear(self.alloc())
     }
 
     pub(crate) fn buffer_bytes(&self) -> usize {
@@ -76,7 +93,15 @@ impl Trace for Dict<'_> {
         self.table.trace(v)
     }
     fn clear(&self) {
-        self.table.clear()
+        Dict::clear(self)
+    }
+}
+
+impl Drop for Dict<'_> {
+    fn drop(&mut self) {
+        if !self.table.is_empty() {
+            self.clear();
+        }
     }
 }
 

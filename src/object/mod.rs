@@ -9,9 +9,9 @@
 //! | `bytes` | [`Bytes`] | size class, bytes inline | no |
 //! | `tuple` | [`Tuple`] | free lists per length (1..=19, 2000 each), items inline | if it holds a container |
 //! | `list` | [`List`] | free list (80); items in a separate array | yes |
-//! | `dict` | [`Dict`] | free list (80); table in separate arrays | yes |
-//! | `type` | [`Class`] | size class | no |
-//! | `instance` | [`Instance`] | size class, attributes inline | yes |
+//! | `dict` | [`Dict`] | free list (80); a compact table in one block of the heap | yes |
+//! | `type` | [`Class`] | size class; the shared attribute names | no |
+//! | `instance` | [`Instance`] | size class; values in one block (split) or a table | yes |
 //! | `weakref` | [`WeakRefObj`] | size class | yes |
 //! | `opaque` | [`Opaque`] | size class, sized like the object it stands for | yes |
 //! | `NoneType` | [`NoneType`] | one immortal object | no |
@@ -23,15 +23,15 @@ mod list;
 mod opaque;
 mod table;
 mod tuple;
+mod values;
 
 pub use atoms::{Bytes, Float, Int, NoneType, Str};
 pub use dict::Dict;
-pub use instance::{as_instance, Class, Finalizer, FinalizerKind, Instance};
+pub use instance::{as_instance, Class, Finalizer, FinalizerKind, Instance, MAX_SHARED_KEYS};
 pub(crate) use instance::{FinInstance, LegacyInstance, PlainInstance};
 pub use list::List;
 pub use opaque::Opaque;
 pub use refcount::WeakRefObj;
-pub use table::Table;
 pub use tuple::Tuple;
 
 use refcount::ObjRef;

@@ -155,16 +155,31 @@ pub fn check_consistent(heap: &Heap) {
     assert_eq!(raw.arenas_current, s.alloc.arenas.current);
     let pools: usize = s.alloc.classes.iter().map(|c| c.pools).sum();
     assert_eq!(pools, s.alloc.arenas.pools_in_use, "pools per class add up");
-    let kinds_live: u64 = s.alloc.kinds.iter().map(|k| k.live).sum();
+    let is_array = |name: &str| name == pyheap::TABLE_KIND || name == pyheap::VALUES_KIND;
+    let kinds_live: u64 = s
+        .alloc
+        .kinds
+        .iter()
+        .filter(|k| !is_array(&k.name))
+        .map(|k| k.live)
+        .sum();
     assert_eq!(
         kinds_live, s.refcount.live,
         "every live object is of one kind"
     );
+    let arrays: u64 = s
+        .alloc
+        .kinds
+        .iter()
+        .filter(|k| is_array(&k.name))
+        .map(|k| k.live)
+        .sum();
     let free_listed: u64 = s.alloc.kinds.iter().map(|k| k.free_list_len as u64).sum();
     assert_eq!(
         heap.allocated_blocks(),
-        s.refcount.live + free_listed,
-        "every block handed out is a live object or a dead one on a free list"
+        s.refcount.live + arrays + free_listed,
+        "every block handed out is a live object, an object's table or values array, or a \
+         dead object on a free list"
     );
     if let Some(debug) = &raw.debug {
         assert_eq!(debug.violations, 0, "the debug layer found a violation");
