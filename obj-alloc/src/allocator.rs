@@ -92,7 +92,7 @@ impl ObjAlloc {
 
     /// The size class of a request that takes the fast path, if it does.
     #[inline(always)]
-    fn fast_class(&self, size: usize) -> Option<SizeClass> {
+    pub(crate) fn fast_class(&self, size: usize) -> Option<SizeClass> {
         let size_minus_one = size.wrapping_sub(1); // 0 wraps around and takes the general path
         if size_minus_one < self.fast_limit {
             Some(SizeClass::from_request_index(size_minus_one))
@@ -157,11 +157,12 @@ impl ObjAlloc {
         let Some(pool) = self.used.head(class) else {
             return self.alloc_from_new_pool(class);
         };
-        // SAFETY: a pool in the used table is live and has a free block (used invariant).
-        let (block, exhausted) = unsafe { pool.pop() };
-        if exhausted {
-            // SAFETY: the pool is live, used, in the table for `class`, with an empty free list.
-            unsafe { self.pool_exhausted(pool, class) };
+        // SAFETY: a pool in the used table is live, of this geometry, and has a free block
+        // (used invariant).
+        let (block, full) = unsafe { pool.pop(self.geometry) };
+        if full {
+            // SAFETY: the pool is live, full, and still in the table for `class`.
+            unsafe { self.pool_full(pool, class) };
         }
         Ok(block)
     }
@@ -192,19 +193,15 @@ impl ObjAlloc {
         Ok(block)
     }
 
-    /// The head pool of `class` handed out its last free block: carves one more, or, when
-    /// nothing is left to carve, the pool is full and leaves the used table.
+    /// The head pool of `class` handed out its last block: it is full and leaves the used table.
     ///
     /// # Safety
-    /// `pool` must be live, in the used table for `class`, with an empty free list.
+    /// `pool` must be live, full, and linked in the used table for `class`.
     #[cold]
     #[inline(never)]
-    unsafe fn pool_exhausted(&self, pool: Pool, class: SizeClass) {
-        // SAFETY: the pool is live with an empty free list (contract).
-        if !unsafe { pool.extend(self.geometry) } {
-            // SAFETY: the pool is linked in the table for `class` (contract).
-            unsafe { self.used.remove(class, pool) };
-        }
+    unsafe fn pool_full(&self, pool: Pool, class: SizeClass) {
+        // SAFETY: the pool is linked in the table for `class` (contract).
+        unsafe { self.used.remove(class, pool) };
     }
 
     /// A free changed a pool's state: full -> used rejoins the used table; used -> empty leaves

@@ -239,42 +239,53 @@ impl Pool {
         }
     }
 
-    /// Hands out the first free block. Returns it and whether the free list is now empty (then
-    /// the caller must [`extend`](Self::extend) the pool or take it out of the used table).
+    /// Hands out the first free block. When that empties the free list, carves the next block
+    /// onto it (CPython's `pymalloc_alloc` does the same inline); returns the block and whether
+    /// nothing was left to carve, so that the pool is now *full* and the caller must take it out
+    /// of the used table.
     ///
     /// # Safety
-    /// The pool must be live and used (its free list not empty).
+    /// The pool must be live and used (its free list not empty), of an arena of `geometry`.
     #[inline(always)]
-    pub(crate) unsafe fn pop(self) -> (NonNull<u8>, bool) {
+    pub(crate) unsafe fn pop(self, geometry: Geometry) -> (NonNull<u8>, bool) {
         let h = self.header();
         // SAFETY: a used pool's header is initialised and its freeblock is a free block of the
         // pool whose first word is the next link (pool invariant).
         unsafe {
             let block = (*h).freeblock.unwrap_unchecked();
-            asan::unpoison(block, (*h).class.block_size());
+            let size = (*h).class.block_size();
+            asan::unpoison(block, size);
             let next = block.cast::<Option<NonNull<u8>>>().read();
-            (*h).freeblock = next;
             (*h).count += 1;
-            (block, next.is_none())
+            (*h).freeblock = next;
+            if next.is_some() {
+                return (block, false);
+            }
+            (block, !self.carve(block, size, geometry))
         }
     }
 
-    /// Carves one more block onto the empty free list, if the pool has room. Returns whether it
-    /// did; if not, the pool is full.
+    /// Carves the block at `nextoffset` onto the empty free list, if the pool has room for it.
+    /// Returns whether it did; if not, the pool is full. `any_block` is any block of the pool:
+    /// the pool's base is found from it by masking, without the pool table.
     ///
     /// # Safety
-    /// The pool must be live, of an arena of `geometry`, with an empty free list.
-    pub(crate) unsafe fn extend(self, geometry: Geometry) -> bool {
+    /// The pool must be live, of an arena of `geometry`, with an empty free list, serving blocks
+    /// of `size` bytes; `any_block` must lie in the pool.
+    #[inline(always)]
+    unsafe fn carve(self, any_block: NonNull<u8>, size: usize, geometry: Geometry) -> bool {
         let h = self.header();
         // SAFETY: the header is initialised (live pool); the new block lies below the pool's end
         // by the check, and was never handed out (it is at nextoffset).
         unsafe {
-            let size = (*h).class.block_size();
             let offset = (*h).nextoffset as usize;
             if offset > geometry.pool_size - size {
                 return false;
             }
-            let block = geometry.base_of(self).add(offset);
+            let base = any_block
+                .as_ptr()
+                .map_addr(|a| a & !(geometry.pool_size - 1));
+            let block = NonNull::new_unchecked(base.add(offset));
             asan::unpoison(block, asan::LINK);
             block.cast::<Option<NonNull<u8>>>().write(None);
             asan::poison(block, asan::LINK);
@@ -528,9 +539,9 @@ mod tests {
                 assert_eq!(carved, g.first_block(index) + 2 * 512);
                 let mut handed = vec![first];
                 loop {
-                    let (block, exhausted) = pool.pop();
+                    let (block, full) = pool.pop(g);
                     handed.push(block);
-                    if exhausted && !pool.extend(g) {
+                    if full {
                         break;
                     }
                 }
@@ -554,18 +565,18 @@ mod tests {
         unsafe {
             let mut handed = vec![pool.init(class, 7, g)];
             loop {
-                let (block, exhausted) = pool.pop();
+                let (block, full) = pool.pop(g);
                 handed.push(block);
-                if exhausted && !pool.extend(g) {
-                    break; // full
+                if full {
+                    break;
                 }
             }
             assert_eq!((*pool.header()).freeblock, None);
             let last = handed.pop().unwrap();
             assert_eq!(pool.push(last), AfterFree::NoLongerFull);
-            let (again, exhausted) = pool.pop();
+            let (again, full) = pool.pop(g);
             assert_eq!(again, last, "the free list is last in, first out");
-            assert!(exhausted);
+            assert!(full, "nothing left to carve");
             assert_eq!(pool.push(again), AfterFree::NoLongerFull);
             while handed.len() > 1 {
                 assert_eq!(pool.push(handed.pop().unwrap()), AfterFree::StillUsed);
