@@ -157,12 +157,12 @@ impl ObjAlloc {
         let Some(pool) = self.used.head(class) else {
             return self.alloc_from_new_pool(class);
         };
-        // SAFETY: a pool in the used table is live, of this geometry, and has a free block
-        // (used invariant).
-        let (block, full) = unsafe { pool.pop(self.geometry) };
-        if full {
-            // SAFETY: the pool is live, full, and still in the table for `class`.
-            unsafe { self.pool_full(pool, class) };
+        // SAFETY: a pool in the used table is live and has a free block (used invariant).
+        let (block, exhausted) = unsafe { pool.pop() };
+        if exhausted {
+            // SAFETY: the pool is live, used, in the table for `class`, with an empty free list,
+            // and `block` is one of its blocks.
+            unsafe { self.pool_exhausted(pool, class, block) };
         }
         Ok(block)
     }
@@ -193,15 +193,24 @@ impl ObjAlloc {
         Ok(block)
     }
 
-    /// The head pool of `class` handed out its last block: it is full and leaves the used table.
+    /// The head pool of `class` handed out its last free block: carves a batch more, or, when
+    /// nothing is left to carve, the pool is full and leaves the used table.
     ///
     /// # Safety
-    /// `pool` must be live, full, and linked in the used table for `class`.
+    /// `pool` must be live, in the used table for `class`, with an empty free list; `block` one
+    /// of its blocks.
     #[cold]
     #[inline(never)]
-    unsafe fn pool_full(&self, pool: Pool, class: SizeClass) {
-        // SAFETY: the pool is linked in the table for `class` (contract).
-        unsafe { self.used.remove(class, pool) };
+    unsafe fn pool_exhausted(&self, pool: Pool, class: SizeClass, block: NonNull<u8>) {
+        // SAFETY: the pool is live with an empty free list, and holds `block` (contract). A
+        // pool that flaps between full and used (a steady churn) only pays the first check.
+        unsafe {
+            if pool.can_carve(self.geometry) {
+                pool.carve(block, self.geometry);
+            } else {
+                self.used.remove(class, pool);
+            }
+        }
     }
 
     /// A free changed a pool's state: full -> used rejoins the used table; used -> empty leaves
