@@ -80,9 +80,9 @@
 //! on exhaustion: [`OutOfMemory`] comes back and the allocator stays usable.
 //!
 //! ## Costs
-//! An allocation from a used pool is a few loads and stores (pop the pool's free list, and when
-//! that empties it, carve the next block in the same path, as CPython does); a free is the same
-//! (push). A kind without free lists adds one check and a counter. Taking a new pool, or a pool becoming full or empty, costs a little more and
+//! An allocation from a used pool is a few loads and stores (pop the pool's free list; when that
+//! empties it, a page's worth of blocks is carved onto it at once, out of the fast path); a free
+//! is the same (push). A kind without free lists adds one check and a counter. Taking a new pool, or a pool becoming full or empty, costs a little more and
 //! happens once per pool's worth of blocks; an arena costs one `mmap`/`munmap` and a page fault
 //! per page touched, which retention saves a heap that grows and shrinks within its budget.
 //!
