@@ -1,5 +1,8 @@
-//! How a [`Heap`](crate::Heap) is set up. `Config::default()` is CPython 3.11's setup.
+//! How a [`Heap`](crate::Heap) is set up. `Config::default()` is CPython 3.11's setup, but for
+//! one deliberate difference: empty arenas up to [`DEFAULT_EMPTY_ARENA_BUDGET`] (8 MiB) stay
+//! mapped for reuse until the next full collection, where CPython keeps one.
 
+pub use obj_alloc::{DEFAULT_EMPTY_ARENA_BUDGET, MAX_EMPTY_ARENA_BUDGET};
 use obj_alloc::{
     DICT_FREE_LIST_CAPACITY, FLOAT_FREE_LIST_CAPACITY, LIST_FREE_LIST_CAPACITY,
     TUPLE_FREE_LIST_CAPACITY, TUPLE_MAX_SAVED_LEN,
@@ -60,12 +63,22 @@ pub struct Config {
     /// them; see `raw_alloc::RawConfig::huge_pages`).
     #[serde(default)]
     pub huge_pages: bool,
+    /// Bytes of empty arenas kept mapped for reuse instead of going back to the OS (whole
+    /// arenas, at least one: 0 is CPython's rule). They count against `limit`, are given back
+    /// before the limit would refuse a request, and every full collection gives them all back.
+    /// See `obj_alloc::ObjConfig::empty_arena_budget`; at most [`MAX_EMPTY_ARENA_BUDGET`].
+    #[serde(default = "default_empty_arena_budget")]
+    pub empty_arena_budget: usize,
     /// The collector's thresholds (CPython: 700, 10, 10).
     pub gc_thresholds: (u32, u32, u32),
     /// Whether automatic collection starts enabled.
     pub gc_enabled: bool,
     /// Free-list capacities.
     pub free_lists: FreeLists,
+}
+
+fn default_empty_arena_budget() -> usize {
+    DEFAULT_EMPTY_ARENA_BUDGET
 }
 
 impl Default for Config {
@@ -77,6 +90,7 @@ impl Default for Config {
             backend: Backend::Arena,
             debug: false,
             huge_pages: false,
+            empty_arena_budget: DEFAULT_EMPTY_ARENA_BUDGET,
             gc_thresholds: (700, 10, 10),
             gc_enabled: true,
             free_lists: FreeLists::default(),
@@ -87,7 +101,7 @@ impl Default for Config {
 /// A configuration that cannot work.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
-    /// The allocator's settings (arena or pool size) are wrong.
+    /// The allocator's settings (arena or pool size, empty-arena budget) are wrong.
     #[error(transparent)]
     Alloc(#[from] obj_alloc::ConfigError),
     /// A free list is larger than [`MAX_FREE_LIST_CAPACITY`].
@@ -120,6 +134,7 @@ impl Config {
                 huge_pages: self.huge_pages,
             },
             pool_size: self.pool_size,
+            empty_arena_budget: self.empty_arena_budget,
         }
     }
 

@@ -33,7 +33,10 @@ mod heap;
 pub mod object;
 mod stats;
 
-pub use config::{Config, ConfigError, FreeLists, MAX_FREE_LIST_CAPACITY};
+pub use config::{
+    Config, ConfigError, FreeLists, DEFAULT_EMPTY_ARENA_BUDGET, MAX_EMPTY_ARENA_BUDGET,
+    MAX_FREE_LIST_CAPACITY,
+};
 pub use gengc::{DebugFlags, GcHeap};
 pub(crate) use heap::check_same_heap;
 pub use heap::{Heap, SMALL_INT_MAX, SMALL_INT_MIN, TABLE_KIND, VALUES_KIND};

@@ -50,6 +50,7 @@ impl ObjAlloc {
     /// Makes an allocator that holds no memory yet.
     pub fn new(config: ObjConfig) -> Result<Self, ConfigError> {
         config.validate()?;
+        let keep_empty = config.empty_arenas_kept();
         let raw = RawHeap::new(config.raw)?;
         let arena_size = raw.config().arena_size;
         let geometry = Geometry::new(arena_size, config.pool_size);
@@ -58,7 +59,7 @@ impl ObjAlloc {
             fast_limit: if plain { SMALL_REQUEST_THRESHOLD } else { 0 },
             geometry,
             used: UsedPools::new(),
-            arenas: RefCell::new(ArenaTable::new(geometry)),
+            arenas: RefCell::new(ArenaTable::new(geometry, keep_empty)),
             kinds: Kinds::new(),
             arena_shift: arena_size.trailing_zeros() as u8,
             raw,
@@ -75,18 +76,23 @@ impl ObjAlloc {
         self.geometry.pool_size()
     }
 
-    /// Returns the one empty arena the allocator keeps against thrashing (if it keeps one) to
-    /// the OS. After every block is freed and `trim` (or [`clear_free_lists`], which calls it)
-    /// runs, no arena is mapped.
+    /// Returns every retained empty arena (see [`ObjConfig::empty_arena_budget`]) to the OS.
+    /// After every block is freed and `trim` (or [`clear_free_lists`], which calls it) runs, no
+    /// arena is mapped.
     ///
     /// [`clear_free_lists`]: Self::clear_free_lists
     pub fn trim(&self) {
-        self.arenas.borrow_mut().release_kept(&self.raw);
+        self.arenas.borrow_mut().release_retained(&self.raw);
+    }
+
+    /// Empty arenas retained now (mapped, every pool free, waiting for the next pools).
+    pub fn retained_arenas(&self) -> u32 {
+        self.arenas.borrow().retained()
     }
 
     /// The size class of a request that takes the fast path, if it does.
     #[inline(always)]
-    fn fast_class(&self, size: usize) -> Option<SizeClass> {
+    pub(crate) fn fast_class(&self, size: usize) -> Option<SizeClass> {
         let size_minus_one = size.wrapping_sub(1); // 0 wraps around and takes the general path
         if size_minus_one < self.fast_limit {
             Some(SizeClass::from_request_index(size_minus_one))
@@ -154,8 +160,9 @@ impl ObjAlloc {
         // SAFETY: a pool in the used table is live and has a free block (used invariant).
         let (block, exhausted) = unsafe { pool.pop() };
         if exhausted {
-            // SAFETY: the pool is live, used, in the table for `class`, with an empty free list.
-            unsafe { self.pool_exhausted(pool, class) };
+            // SAFETY: the pool is live, used, in the table for `class`, with an empty free list,
+            // and `block` is one of its blocks.
+            unsafe { self.pool_exhausted(pool, class, block) };
         }
         Ok(block)
     }
@@ -186,18 +193,23 @@ impl ObjAlloc {
         Ok(block)
     }
 
-    /// The head pool of `class` handed out its last free block: carves one more, or, when
+    /// The head pool of `class` handed out its last free block: carves a batch more, or, when
     /// nothing is left to carve, the pool is full and leaves the used table.
     ///
     /// # Safety
-    /// `pool` must be live, in the used table for `class`, with an empty free list.
+    /// `pool` must be live, in the used table for `class`, with an empty free list; `block` one
+    /// of its blocks.
     #[cold]
     #[inline(never)]
-    unsafe fn pool_exhausted(&self, pool: Pool, class: SizeClass) {
-        // SAFETY: the pool is live with an empty free list (contract).
-        if !unsafe { pool.extend(self.geometry) } {
-            // SAFETY: the pool is linked in the table for `class` (contract).
-            unsafe { self.used.remove(class, pool) };
+    unsafe fn pool_exhausted(&self, pool: Pool, class: SizeClass, block: NonNull<u8>) {
+        // SAFETY: the pool is live with an empty free list, and holds `block` (contract). A
+        // pool that flaps between full and used (a steady churn) only pays the first check.
+        unsafe {
+            if pool.can_carve(self.geometry) {
+                pool.carve(block, self.geometry);
+            } else {
+                self.used.remove(class, pool);
+            }
         }
     }
 
@@ -264,13 +276,23 @@ impl ObjAlloc {
         };
         let block = match self.route(bytes) {
             Route::Pool(class) => self.alloc_small(class)?,
-            Route::Direct => self.raw.alloc_direct(bytes)?,
+            Route::Direct => self.alloc_direct(bytes)?,
         };
         Ok(match self.raw.debug_layer() {
             // SAFETY: the block is fresh, 16-aligned and padded_size(size) bytes long.
             Some(layer) => unsafe { layer.on_alloc(block, size) },
             None => block,
         })
+    }
+
+    /// A direct block from the raw heap. If the limit refuses it while empty arenas are retained,
+    /// they go back to the OS first and the request is tried again: retention never costs an
+    /// allocation. (A new pool never needs this: arenas are only mapped when none is retained.)
+    fn alloc_direct(&self, bytes: usize) -> Result<NonNull<u8>, OutOfMemory> {
+        if !self.raw.within_limit(bytes) && self.retained_arenas() > 0 {
+            self.trim();
+        }
+        self.raw.alloc_direct(bytes)
     }
 
     /// # Safety

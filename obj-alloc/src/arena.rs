@@ -25,7 +25,10 @@
 //!   ascending, so that a new pool comes from the fullest arena and nearly empty arenas drain.
 //!   `last_with[n]` is the last arena on the list with `n` free pools (CPython's `nfp2lasta`),
 //!   which makes re-sorting after a pool comes back O(1).
-//! - An arena whose pools are all free goes back to the OS at once.
+//! - An arena whose pools are all free is *retained* (kept mapped, on the usable list's tail,
+//!   for the next pool) while fewer than `keep_empty` arenas are retained; otherwise it goes
+//!   back to the OS at once. `retained` counts the live arenas with every pool free: they are
+//!   exactly the tail of the usable list from `last_with[pools_per_arena]` backwards.
 
 use std::ptr::NonNull;
 
@@ -79,9 +82,11 @@ pub(crate) struct ArenaTable {
     slots: Vec<ArenaSlot>,
     unused: Option<u32>,
     usable: Option<u32>,
-    /// The one arena kept although all its pools are free (CPython 3.9+ keeps one, so that a
+    /// Live arenas with all their pools free, kept mapped for reuse.
+    retained: u32,
+    /// The most arenas retained at once (at least one: CPython 3.9+ keeps one, so that a
     /// workload hovering at an arena boundary does not map and unmap an arena each time).
-    empty_kept: Option<u32>,
+    keep_empty: u32,
     last_with: Vec<Option<u32>>,
     /// Usable pools per arena (those after the pool table).
     pools_per_arena: u32,
@@ -89,18 +94,30 @@ pub(crate) struct ArenaTable {
 }
 
 impl ArenaTable {
-    pub(crate) fn new(geometry: Geometry) -> Self {
+    /// An empty table that retains up to `keep_empty` empty arenas (at least one).
+    pub(crate) fn new(geometry: Geometry, keep_empty: u32) -> Self {
         let pools = geometry.usable_pools();
         let pools_per_arena = pools.end - pools.start;
         ArenaTable {
             slots: Vec::new(),
             unused: None,
             usable: None,
-            empty_kept: None,
+            retained: 0,
+            keep_empty: keep_empty.max(1),
             last_with: vec![None; pools_per_arena as usize + 1],
             pools_per_arena,
             geometry,
         }
+    }
+
+    /// Empty arenas retained now.
+    pub(crate) fn retained(&self) -> u32 {
+        self.retained
+    }
+
+    /// The most empty arenas retained at once.
+    pub(crate) fn keep_empty(&self) -> u32 {
+        self.keep_empty
     }
 
     /// Usable pools in each arena.
@@ -142,10 +159,10 @@ impl ArenaTable {
         // The head has the fewest free pools, so taking one keeps the list sorted; it only
         // leaves the list when it has none left.
         let nf = slot.free_pools;
-        if self.empty_kept == Some(index) {
-            self.empty_kept = None;
-        }
         slot.free_pools = nf - 1;
+        if nf == self.pools_per_arena {
+            self.retained -= 1; // a retained arena serves again
+        }
         if self.last_with[nf as usize] == Some(index) {
             self.last_with[nf as usize] = None;
         }
@@ -184,6 +201,8 @@ impl ArenaTable {
         };
         self.link_after(index, None);
         self.last_with[self.pools_per_arena as usize] = Some(index);
+        // Every pool is free, as in a retained arena; the pool about to be taken ends that.
+        self.retained += 1;
         tracing::debug!(target: "obj_alloc", arena = index, pools = self.pools_per_arena, "arena taken");
         Ok(index)
     }
@@ -213,7 +232,7 @@ impl ArenaTable {
         }
 
         if nf == self.pools_per_arena {
-            if self.empty_kept.is_some() {
+            if self.retained >= self.keep_empty {
                 if old > 0 {
                     self.unlink(index);
                 }
@@ -221,8 +240,8 @@ impl ArenaTable {
                 unsafe { self.release(index, raw) };
                 return;
             }
-            // The first empty arena is kept, sorted at the tail like any other.
-            self.empty_kept = Some(index);
+            // Retained, sorted at the tail like any other arena with all its pools free.
+            self.retained += 1;
         }
         if old == 0 {
             // It was not usable: it goes to the head, having the fewest free pools possible.
@@ -244,18 +263,23 @@ impl ArenaTable {
         self.link_after(index, Some(last_old));
     }
 
-    /// Returns the empty arena kept against thrashing, if any, to the OS.
-    pub(crate) fn release_kept(&mut self, raw: &RawHeap) {
-        let Some(index) = self.empty_kept.take() else {
-            return;
-        };
-        if self.last_with[self.pools_per_arena as usize] == Some(index) {
-            self.last_with[self.pools_per_arena as usize] = None;
+    /// Returns every retained arena to the OS. Returns how many.
+    pub(crate) fn release_retained(&mut self, raw: &RawHeap) -> u32 {
+        let all_free = self.pools_per_arena;
+        let released = self.retained;
+        // The retained arenas are the tail of the usable list: walk it from its last one.
+        while let Some(index) = self.last_with[all_free as usize] {
+            let prev = self.slots[index as usize].prev;
+            self.last_with[all_free as usize] =
+                prev.filter(|&p| self.slots[p as usize].free_pools == all_free);
+            self.unlink(index);
+            self.retained -= 1;
+            // SAFETY: all the arena's pools are free (it was retained for that), and it is off
+            // the usable list now.
+            unsafe { self.release(index, raw) };
         }
-        self.unlink(index);
-        // SAFETY: all the arena's pools are free (it was kept for that), and it is off the
-        // usable list now.
-        unsafe { self.release(index, raw) };
+        debug_assert_eq!(self.retained, 0);
+        released
     }
 
     /// Returns a free arena to the OS and its slot to the unused list.
@@ -291,6 +315,7 @@ impl ArenaTable {
         self.slots.clear();
         self.unused = None;
         self.usable = None;
+        self.retained = 0;
         self.last_with.fill(None);
     }
 
@@ -432,14 +457,22 @@ impl ArenaTable {
                 .map(|(i, _)| *i);
             assert_eq!(*last, expected, "last_with[{n}] wrong for {order:?}");
         }
+        let all_free = order
+            .iter()
+            .filter(|(_, f)| *f == self.pools_per_arena)
+            .count();
+        assert_eq!(
+            all_free, self.retained as usize,
+            "retained arenas miscounted"
+        );
+        assert!(
+            self.retained <= self.keep_empty,
+            "more arenas retained than kept"
+        );
         for (i, slot) in self.slots.iter().enumerate() {
             let on_list = order.iter().any(|(j, _)| *j as usize == i);
             match slot.arena {
                 Some(_) => {
-                    assert!(
-                        slot.free_pools < self.pools_per_arena || self.empty_kept == Some(i as u32),
-                        "a free arena other than the one kept"
-                    );
                     assert_eq!(on_list, slot.free_pools > 0, "slot {i} list membership");
                     let mut empties = 0;
                     let mut at = slot.empty_pools;

@@ -247,7 +247,9 @@ impl ObjAlloc {
         self.alloc_kind_inner(kind, Some(len), size)
     }
 
-    #[inline]
+    /// The hot path of every kind: a kind without free lists (most object types) is a plain
+    /// [`alloc`](Self::alloc) and a counter; the free lists have their own function.
+    #[inline(always)]
     fn alloc_kind_inner(
         &self,
         kind: KindId,
@@ -255,23 +257,29 @@ impl ObjAlloc {
         size: usize,
     ) -> Result<NonNull<u8>, OutOfMemory> {
         let k = self.kinds.get(kind);
-        let block = if let Some(list) = k.list(len) {
-            if let Some(block) = list.pop(size) {
-                Kind::bump(&k.hits);
-                block
-            } else {
-                let block = self.alloc(size)?;
-                Kind::bump(&k.misses);
-                block
-            }
+        let block = if k.lists.is_empty() {
+            self.alloc(size)?
         } else {
-            let block = self.alloc(size)?;
-            if !k.lists.is_empty() {
-                Kind::bump(&k.misses);
-            }
-            block
+            self.alloc_from_lists(k, len, size)?
         };
         Kind::bump(&k.allocations);
+        Ok(block)
+    }
+
+    /// An allocation of a kind with free lists: a hit pops the list, a miss allocates.
+    #[inline]
+    fn alloc_from_lists(
+        &self,
+        k: &Kind,
+        len: Option<usize>,
+        size: usize,
+    ) -> Result<NonNull<u8>, OutOfMemory> {
+        if let Some(block) = k.list(len).and_then(|list| list.pop(size)) {
+            Kind::bump(&k.hits);
+            return Ok(block);
+        }
+        let block = self.alloc(size)?;
+        Kind::bump(&k.misses);
         Ok(block)
     }
 
@@ -299,7 +307,7 @@ impl ObjAlloc {
 
     /// # Safety
     /// As for [`dealloc_kind`](Self::dealloc_kind).
-    #[inline]
+    #[inline(always)]
     unsafe fn dealloc_kind_inner(
         &self,
         kind: KindId,
@@ -309,6 +317,10 @@ impl ObjAlloc {
     ) {
         let k = self.kinds.get(kind);
         Kind::bump(&k.frees);
+        if k.lists.is_empty() {
+            // SAFETY: the caller's contract; a kind without free lists keeps nothing.
+            return unsafe { self.dealloc(ptr, size) };
+        }
         if let Some(list) = k.list(len) {
             // SAFETY: ptr is a live block of `size` bytes that the caller gives up (contract);
             // every block of this allocator is 16-aligned.

@@ -22,7 +22,11 @@
 //!   | ArenaHeader | pool table | pool 0 blocks | pool 1 | pool 2 | ... |   an arena: arena_size
 //!   |  (owner)    | PoolHeader | (after table) |        |        |     |   bytes, size-aligned
 //!   +-------------+------------+---------------+--------+--------+-----+
-//!   ArenaTable: the usable arenas sorted by free pools, fewest first
+//!   ArenaTable: the usable arenas sorted by free pools, fewest first; the empty ones at the tail
+//!
+//!   usable -> arena (1 free pool) <-> arena (9) <-> arena (all free) <-> arena (all free) -> None
+//!                                                   |<-- retained: at most empty_arena_budget -->|
+//!   an arena emptied past the budget -> munmap;  trim() / clear_free_lists() -> munmap them all
 //!
 //!   KindId "float": FreeList  [dead] -> [dead] -> None    (dead blocks kept for reuse,
 //!   KindId "tuple": PerLength [len 1] -> ..., [len 2] ...  never touching a pool)
@@ -42,8 +46,13 @@
 //!   the arena header. (CPython keeps each header at its pool's base instead; side by side they
 //!   do not all fall into the same cache sets: see the `pool` module.)
 //! - The usable arenas (those with a free pool) are sorted by free pools, fewest first; a new
-//!   pool comes from the first. An arena whose pools are all free goes back to the OS at once,
-//!   so a heap whose blocks are all freed (and free lists cleared) holds no arena.
+//!   pool comes from the first, so an empty arena serves only when no other arena has a free
+//!   pool. An arena whose pools are all free is *retained* (kept mapped at the tail of the list)
+//!   while fewer than [`ObjConfig::empty_arena_budget`] `/ arena_size` arenas (at least one,
+//!   CPython's rule) are, and goes back to the OS otherwise. Retained arenas count against the
+//!   heap limit and go back to the OS before the limit would refuse a request; [`ObjAlloc::trim`]
+//!   and [`ObjAlloc::clear_free_lists`] return them all, so a heap whose blocks are all freed
+//!   and whose free lists are cleared holds no arena.
 //! - Frees carry the size (Rust deallocation knows the layout), so the size class of a free is
 //!   computed, never looked up.
 //!
@@ -71,9 +80,11 @@
 //! on exhaustion: [`OutOfMemory`] comes back and the allocator stays usable.
 //!
 //! ## Costs
-//! An allocation from a used pool is a few loads and stores (pop the pool's free list); a free is
-//! the same (push). Taking a new pool, or a pool becoming full or empty, costs a little more and
-//! happens once per pool's worth of blocks; an arena costs one `mmap`/`munmap`.
+//! An allocation from a used pool is a few loads and stores (pop the pool's free list; when that
+//! empties it, a page's worth of blocks is carved onto it at once, out of the fast path); a free
+//! is the same (push). A kind without free lists adds one check and a counter. Taking a new pool, or a pool becoming full or empty, costs a little more and
+//! happens once per pool's worth of blocks; an arena costs one `mmap`/`munmap` and a page fault
+//! per page touched, which retention saves a heap that grows and shrinks within its budget.
 //!
 //! ## Example
 //! ```
@@ -122,7 +133,10 @@ mod stats;
 mod tests;
 
 pub use allocator::ObjAlloc;
-pub use config::{ConfigError, ObjConfig, DEFAULT_POOL_SIZE, MIN_POOL_SIZE};
+pub use config::{
+    ConfigError, ObjConfig, DEFAULT_EMPTY_ARENA_BUDGET, DEFAULT_POOL_SIZE, MAX_EMPTY_ARENA_BUDGET,
+    MIN_POOL_SIZE,
+};
 pub use kind::{
     KindId, Policy, DICT_FREE_LIST_CAPACITY, FLOAT_FREE_LIST_CAPACITY, LIST_FREE_LIST_CAPACITY,
     TUPLE_FREE_LIST_CAPACITY, TUPLE_MAX_SAVED_LEN,

@@ -38,8 +38,9 @@ impl ObjAlloc {
 
     /// Where a block of `size` bytes from [`alloc`](Self::alloc) (or the kind functions) lives.
     /// It depends only on the size, the backend and the debug layer (whose padding counts).
+    #[inline]
     pub fn placement(&self, size: usize) -> Placement {
-        if self.is_pooled(size) {
+        if self.fast_class(size).is_some() || self.is_pooled(size) {
             Placement::Arena {
                 arena_shift: self.arena_shift,
             }

@@ -33,7 +33,7 @@
 //! - `count` blocks are handed out (to users or to a kind's free list);
 //! - every block on the `freeblock` list lies in the pool, below `nextoffset`, and is not handed
 //!   out; its first word links to the next free block;
-//! - the blocks at and beyond `nextoffset` were never handed out (carved lazily, one at a time).
+//! - the blocks at and beyond `nextoffset` were never handed out (carved lazily, a batch at a time).
 //!
 //! [`UsedPools`] adds the *used invariant*: a pool is linked into `UsedPools` for its class iff it
 //! is *used* (some blocks handed out, `freeblock` not empty). A *full* pool (`freeblock` empty and
@@ -67,6 +67,9 @@ pub(crate) struct PoolHeader {
 }
 
 const HEADER: usize = size_of::<PoolHeader>();
+
+/// The most bytes of blocks [`Pool::carve`] carves at once: one 4 KiB page.
+pub(crate) const CARVE_BATCH: usize = 4 << 10;
 
 const _: () = assert!(ARENA_HEADER_SIZE.is_multiple_of(align_of::<PoolHeader>()));
 
@@ -240,7 +243,7 @@ impl Pool {
     }
 
     /// Hands out the first free block. Returns it and whether the free list is now empty (then
-    /// the caller must [`extend`](Self::extend) the pool or take it out of the used table).
+    /// the caller must [`carve`](Self::carve) more blocks or take the pool out of the used table).
     ///
     /// # Safety
     /// The pool must be live and used (its free list not empty).
@@ -259,27 +262,60 @@ impl Pool {
         }
     }
 
-    /// Carves one more block onto the empty free list, if the pool has room. Returns whether it
-    /// did; if not, the pool is full.
+    /// Whether a block is left to [`carve`](Self::carve) beyond `nextoffset`; if not, a pool
+    /// with an empty free list is full.
     ///
     /// # Safety
-    /// The pool must be live, of an arena of `geometry`, with an empty free list.
-    pub(crate) unsafe fn extend(self, geometry: Geometry) -> bool {
+    /// The pool must be live, of an arena of `geometry`.
+    #[inline(always)]
+    pub(crate) unsafe fn can_carve(self, geometry: Geometry) -> bool {
         let h = self.header();
-        // SAFETY: the header is initialised (live pool); the new block lies below the pool's end
-        // by the check, and was never handed out (it is at nextoffset).
+        // SAFETY: the header is initialised (live pool).
+        unsafe { (*h).nextoffset as usize + (*h).class.block_size() <= geometry.pool_size }
+    }
+
+    /// Carves a batch of blocks from `nextoffset` onto the empty free list: up to
+    /// [`CARVE_BATCH`] bytes of them (at least one block), linked in address order, so that a
+    /// pool filling up leaves the fast path once per batch rather than once per block (mimalloc
+    /// extends a page's free list the same way). Returns whether it carved any; if not, the
+    /// pool is full. `any_block` is any block of the pool: the pool's base is found from it by
+    /// masking.
+    ///
+    /// # Safety
+    /// The pool must be live, of an arena of `geometry`, with an empty free list; `any_block`
+    /// must lie in the pool.
+    #[inline(never)]
+    pub(crate) unsafe fn carve(self, any_block: NonNull<u8>, geometry: Geometry) -> bool {
+        let h = self.header();
+        // SAFETY: the header is initialised (live pool); every block carved lies below the
+        // pool's end by the bounds, and was never handed out (it is at or past nextoffset).
         unsafe {
             let size = (*h).class.block_size();
-            let offset = (*h).nextoffset as usize;
-            if offset > geometry.pool_size - size {
+            let start = (*h).nextoffset as usize;
+            let end = geometry.pool_size - size; // the last offset a block may start at
+            if start > end {
                 return false;
             }
-            let block = geometry.base_of(self).add(offset);
-            asan::unpoison(block, asan::LINK);
-            block.cast::<Option<NonNull<u8>>>().write(None);
-            asan::poison(block, asan::LINK);
-            (*h).freeblock = Some(block);
-            (*h).nextoffset = (offset + size) as u32;
+            let last = end.min(start + CARVE_BATCH.saturating_sub(size));
+            let last = start + (last - start) / size * size;
+            let base = any_block
+                .as_ptr()
+                .map_addr(|a| a & !(geometry.pool_size - 1));
+            let mut offset = last;
+            let mut next: Option<NonNull<u8>> = None;
+            loop {
+                let block = NonNull::new_unchecked(base.add(offset));
+                asan::unpoison(block, asan::LINK);
+                block.cast::<Option<NonNull<u8>>>().write(next);
+                asan::poison(block, asan::LINK);
+                next = Some(block);
+                if offset == start {
+                    break;
+                }
+                offset -= size;
+            }
+            (*h).freeblock = next;
+            (*h).nextoffset = (last + size) as u32;
             true
         }
     }
@@ -510,7 +546,7 @@ mod tests {
     }
 
     #[test]
-    fn blocks_are_carved_lazily_one_at_a_time_in_address_order() {
+    fn blocks_are_carved_lazily_a_batch_at_a_time_in_address_order() {
         let arena = FakeArena::new();
         let g = geometry();
         let class = SizeClass::of(512).unwrap();
@@ -530,7 +566,7 @@ mod tests {
                 loop {
                     let (block, exhausted) = pool.pop();
                     handed.push(block);
-                    if exhausted && !pool.extend(g) {
+                    if exhausted && !pool.carve(block, g) {
                         break;
                     }
                 }
@@ -556,7 +592,7 @@ mod tests {
             loop {
                 let (block, exhausted) = pool.pop();
                 handed.push(block);
-                if exhausted && !pool.extend(g) {
+                if exhausted && !pool.carve(block, g) {
                     break; // full
                 }
             }
@@ -565,7 +601,7 @@ mod tests {
             assert_eq!(pool.push(last), AfterFree::NoLongerFull);
             let (again, exhausted) = pool.pop();
             assert_eq!(again, last, "the free list is last in, first out");
-            assert!(exhausted);
+            assert!(exhausted && !pool.carve(again, g), "nothing left to carve");
             assert_eq!(pool.push(again), AfterFree::NoLongerFull);
             while handed.len() > 1 {
                 assert_eq!(pool.push(handed.pop().unwrap()), AfterFree::StillUsed);

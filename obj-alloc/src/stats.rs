@@ -65,6 +65,11 @@ pub struct ArenaStats {
     pub current: u64,
     /// The most arenas mapped at once.
     pub highwater: u64,
+    /// Empty arenas (every pool free) kept mapped for reuse: part of `current`, and of the raw
+    /// heap's `bytes_in_use`.
+    pub retained: u64,
+    /// The most empty arenas kept at once (from the configuration's empty-arena budget).
+    pub retained_max: u64,
     /// Pools serving a size class, over all arenas.
     pub pools_in_use: usize,
     /// Free pools (empty or never carved), over all arenas.
@@ -146,6 +151,7 @@ impl ObjAlloc {
         let arenas = self.arenas.borrow();
         let census = arenas.census();
         let pools_per_arena = arenas.pools_per_arena() as usize;
+        let (retained, retained_max) = (arenas.retained(), arenas.keep_empty());
         drop(arenas);
         let pool_table_bytes = self.geometry.table_bytes();
 
@@ -205,6 +211,8 @@ impl ObjAlloc {
                 reclaimed: raw.arenas_reclaimed,
                 current: raw.arenas_current,
                 highwater: raw.arenas_highwater,
+                retained: retained.into(),
+                retained_max: retained_max.into(),
                 pools_in_use: per_arena.iter().map(|a| a.pools_in_use).sum(),
                 free_pools,
                 per_arena,
@@ -267,6 +275,11 @@ impl Display for AllocStats {
         line(f, "# arenas reclaimed", a.reclaimed)?;
         line(f, "# arenas highwater mark", a.highwater)?;
         line(f, "# arenas allocated current", a.current)?;
+        line(
+            f,
+            format_args!("# arenas retained empty (max {})", a.retained_max),
+            a.retained,
+        )?;
         line(
             f,
             format_args!("{} arenas * {} bytes/arena", a.current, a.arena_size),

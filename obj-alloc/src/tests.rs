@@ -9,14 +9,23 @@ use raw_alloc::RawConfig;
 
 use crate::{ObjAlloc, ObjConfig, SizeClass};
 
-/// 64 KiB arenas of 16 pools of 4 KiB: small numbers, easy to reason about.
+const ARENA: usize = 64 << 10;
+
+/// 64 KiB arenas of 16 pools of 4 KiB: small numbers, easy to reason about. It keeps one empty
+/// arena, as CPython does.
 fn small_heap() -> ObjAlloc {
+    small_heap_keeping(1)
+}
+
+/// As [`small_heap`], keeping up to `arenas` empty arenas.
+fn small_heap_keeping(arenas: usize) -> ObjAlloc {
     ObjAlloc::new(ObjConfig {
         raw: RawConfig {
-            arena_size: 64 << 10,
+            arena_size: ARENA,
             ..RawConfig::default()
         },
         pool_size: 4 << 10,
+        empty_arena_budget: arenas * ARENA,
     })
     .unwrap()
 }
@@ -211,4 +220,109 @@ fn random_churn_keeps_every_arena_table_invariant() {
     heap.trim();
     assert_eq!(heap.raw().stats().arenas_current, 0);
     assert!(heap.raw().stats().arenas_reclaimed > 1);
+}
+
+#[test]
+fn empty_arenas_are_retained_up_to_the_budget_and_the_rest_go_back_to_the_os() {
+    let heap = small_heap_keeping(2);
+    let pools = fill_pools(&heap, 4);
+    for p in pools {
+        free_pool(&heap, p);
+    }
+    // Four arenas emptied: two retained (the budget), two returned.
+    let raw = heap.raw().stats();
+    assert_eq!((raw.arenas_current, raw.arenas_reclaimed), (2, 2));
+    assert_eq!(heap.retained_arenas(), 2);
+    assert_eq!(
+        raw.bytes_in_use,
+        2 * ARENA,
+        "retained arenas are mapped memory"
+    );
+    // Retained arenas are usable with every pool free: the tail of the usable list.
+    assert!(heap
+        .arenas
+        .borrow()
+        .usable_order()
+        .iter()
+        .all(|&(_, free)| free == 16));
+    heap.trim();
+    assert_eq!(heap.retained_arenas(), 0);
+    assert_eq!(heap.raw().stats().arenas_current, 0);
+    heap.arenas.borrow().check();
+}
+
+#[test]
+fn retained_arenas_serve_the_next_pools_before_any_new_mapping() {
+    let heap = small_heap_keeping(3);
+    for p in fill_pools(&heap, 3) {
+        free_pool(&heap, p);
+    }
+    assert_eq!(heap.retained_arenas(), 3);
+    // The same work again maps nothing: every pool comes from a retained arena.
+    let pools = fill_pools(&heap, 3);
+    let raw = heap.raw().stats();
+    assert_eq!((raw.arenas_allocated, raw.arenas_reclaimed), (3, 0));
+    assert_eq!(heap.retained_arenas(), 0);
+    for p in pools {
+        free_pool(&heap, p);
+    }
+    heap.clear_free_lists();
+    assert_eq!(heap.raw().stats().arenas_current, 0);
+}
+
+#[test]
+fn a_new_pool_comes_from_a_partly_used_arena_before_a_retained_one() {
+    let heap = small_heap_keeping(4);
+    let mut pools = fill_pools(&heap, 2);
+    for p in pools.drain(..16) {
+        free_pool(&heap, p); // arena 0 empty: retained
+    }
+    free_pool(&heap, pools.pop().unwrap()); // arena 1 has one free pool
+    assert_eq!(heap.retained_arenas(), 1);
+    assert_eq!(heap.arenas.borrow().usable_order(), vec![(1, 1), (0, 16)]);
+    let b = heap.alloc(BIG).unwrap();
+    assert_eq!(slot_of(&heap, b), 1, "the retained arena stays empty");
+    assert_eq!(heap.retained_arenas(), 1);
+    // SAFETY: from `heap` with BIG bytes, freed once.
+    unsafe { heap.dealloc(b, BIG) };
+    for p in pools {
+        free_pool(&heap, p);
+    }
+    assert_eq!(heap.retained_arenas(), 2);
+    heap.trim();
+    assert_eq!(heap.raw().stats().arenas_current, 0);
+}
+
+#[test]
+#[cfg_attr(
+    miri,
+    ignore = "thousands of operations: minutes under the interpreter"
+)]
+fn random_churn_with_retention_keeps_every_arena_table_invariant() {
+    let heap = small_heap_keeping(3);
+    let mut rng = SmallRng::seed_from_u64(11);
+    let mut live: Vec<(NonNull<u8>, usize)> = Vec::new();
+    for step in 0..20_000 {
+        let grow = (step / 3_000) % 2 == 0;
+        if live.is_empty() || rng.gen_bool(if grow { 0.7 } else { 0.3 }) {
+            let size = rng.gen_range(1..=512);
+            live.push((heap.alloc(size).unwrap(), size));
+        } else {
+            let (b, size) = live.swap_remove(rng.gen_range(0..live.len()));
+            // SAFETY: from `heap` with `size` bytes, freed once.
+            unsafe { heap.dealloc(b, size) };
+        }
+        if step % 97 == 0 {
+            heap.arenas.borrow().check();
+            assert!(heap.retained_arenas() <= 3);
+        }
+    }
+    for (b, size) in live {
+        // SAFETY: as above.
+        unsafe { heap.dealloc(b, size) };
+    }
+    heap.arenas.borrow().check();
+    assert_eq!(heap.raw().stats().arenas_current, 3, "the three retained");
+    heap.trim();
+    assert_eq!(heap.raw().stats().arenas_current, 0);
 }

@@ -199,6 +199,7 @@ fn the_heap_limit_refuses_cleanly_and_frees_make_room_again() {
             ..RawConfig::default()
         },
         pool_size: 4 << 10,
+        ..ObjConfig::default()
     })
     .unwrap();
     let mut blocks = Vec::new();
@@ -268,6 +269,7 @@ fn pool_size_is_configurable_and_bad_pool_sizes_are_refused() {
     let heap = ObjAlloc::new(ObjConfig {
         raw: RawConfig::default(),
         pool_size: 256 << 10,
+        ..ObjConfig::default()
     })
     .unwrap();
     let mut blocks = vec![heap.alloc(16).unwrap()];
@@ -282,6 +284,7 @@ fn pool_size_is_configurable_and_bad_pool_sizes_are_refused() {
         let config = ObjConfig {
             raw: RawConfig::default(),
             pool_size,
+            ..ObjConfig::default()
         };
         assert!(matches!(
             ObjAlloc::new(config),
@@ -421,4 +424,132 @@ fn an_allocator_api2_vec_reports_a_refused_growth_under_the_limit() {
     let mut rng = SmallRng::seed_from_u64(3);
     v.extend((0..1000).map(|_| rng.gen::<u8>()));
     assert_eq!(v.len(), 1000);
+}
+
+/// 64 KiB arenas of 4 KiB pools, keeping up to `keep` empty arenas, under `limit`.
+fn retaining_heap(keep: usize, limit: Option<usize>) -> ObjAlloc {
+    ObjAlloc::new(ObjConfig {
+        raw: RawConfig {
+            arena_size: 64 << 10,
+            limit,
+            ..RawConfig::default()
+        },
+        pool_size: 4 << 10,
+        empty_arena_budget: keep * (64 << 10),
+    })
+    .unwrap()
+}
+
+/// Allocates 512-byte blocks until `arenas` arenas are full and one more is mapped (empty
+/// again: its block is freed, so the next free of a block may retain it).
+fn fill_arenas(heap: &ObjAlloc, arenas: u64) -> Vec<NonNull<u8>> {
+    let mut blocks = Vec::new();
+    loop {
+        let b = heap.alloc(512).unwrap();
+        if heap.raw().stats().arenas_current > arenas {
+            free(heap, b, 512);
+            return blocks;
+        }
+        blocks.push(b);
+    }
+}
+
+#[test]
+fn a_direct_block_the_limit_would_refuse_first_releases_the_retained_arenas() {
+    let arena = 64 << 10;
+    let heap = retaining_heap(4, Some(4 * arena));
+    for b in fill_arenas(&heap, 3) {
+        free(&heap, b, 512);
+    }
+    let s = heap.stats();
+    assert_eq!((s.arenas.retained, s.raw.bytes_in_use), (4, 4 * arena));
+    // 2 arenas' worth of direct block: it fits only once the retained arenas are gone.
+    let big = heap.alloc(2 * arena).unwrap();
+    let s = heap.stats();
+    assert_eq!(s.arenas.retained, 0);
+    assert_eq!(
+        s.raw.failed_requests, 0,
+        "no request was refused on the way"
+    );
+    assert_eq!(s.raw.bytes_in_use, 2 * arena);
+    free(&heap, big, 2 * arena);
+    // A request that fits leaves them alone.
+    for b in fill_arenas(&heap, 1) {
+        free(&heap, b, 512);
+    }
+    assert_eq!(heap.stats().arenas.retained, 2);
+    let small_direct = heap.alloc(arena).unwrap();
+    assert_eq!(heap.stats().arenas.retained, 2);
+    free(&heap, small_direct, arena);
+    heap.trim();
+    assert_eq!(heap.raw().stats().bytes_in_use, 0);
+}
+
+#[test]
+fn retained_arenas_count_against_the_limit_and_pools_reuse_them_under_it() {
+    let arena = 64 << 10;
+    let heap = retaining_heap(8, Some(3 * arena));
+    for _ in 0..5 {
+        // Up to the limit and back, five times: the arenas are mapped once.
+        let blocks = fill_arenas(&heap, 2);
+        for b in blocks {
+            free(&heap, b, 512);
+        }
+        let raw = heap.raw().stats();
+        assert!(raw.bytes_in_use <= 3 * arena);
+    }
+    let raw = heap.raw().stats();
+    assert_eq!(
+        raw.arenas_allocated, 3,
+        "fill_arenas maps one arena past the two"
+    );
+    assert_eq!(raw.failed_requests, 0);
+    heap.clear_free_lists();
+    assert_eq!(heap.raw().stats().arenas_current, 0);
+}
+
+#[test]
+fn the_empty_arena_budget_keeps_whole_arenas_at_least_one_and_is_bounded() {
+    let keeps = |budget: usize| {
+        ObjConfig {
+            empty_arena_budget: budget,
+            ..ObjConfig::default()
+        }
+        .empty_arenas_kept()
+    };
+    assert_eq!(keeps(0), 1, "CPython's rule");
+    assert_eq!(keeps((1 << 20) - 1), 1);
+    assert_eq!(keeps(obj_alloc::DEFAULT_EMPTY_ARENA_BUDGET), 8);
+    assert_eq!(keeps(5 << 20 | 12345), 5);
+    let too_big = ObjConfig {
+        empty_arena_budget: obj_alloc::MAX_EMPTY_ARENA_BUDGET + 1,
+        ..ObjConfig::default()
+    };
+    assert!(matches!(
+        ObjAlloc::new(too_big),
+        Err(ConfigError::EmptyArenaBudget { .. })
+    ));
+}
+
+#[test]
+#[cfg_attr(
+    miri,
+    ignore = "a chain's worth of blocks: too slow for the interpreter"
+)]
+fn building_the_same_structure_again_maps_no_arena_within_the_budget() {
+    let heap = heap();
+    for round in 0..4 {
+        let blocks: Vec<_> = (0..100_000).map(|_| heap.alloc(48).unwrap()).collect();
+        for b in blocks {
+            free(&heap, b, 48);
+        }
+        let s = heap.stats();
+        assert_eq!(
+            s.arenas.allocated, 5,
+            "round {round}: 4.8 MB in five arenas, mapped once"
+        );
+        assert_eq!(s.arenas.retained, 5);
+    }
+    heap.clear_free_lists();
+    assert_eq!(heap.stats().arenas.current, 0);
 }

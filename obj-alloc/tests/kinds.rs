@@ -233,6 +233,7 @@ fn all_kinds_share_the_arenas_and_the_heap_limit() {
             ..RawConfig::default()
         },
         pool_size: 4 << 10,
+        ..ObjConfig::default()
     })
     .unwrap();
     let float = heap.register_kind("float", Policy::FLOAT);

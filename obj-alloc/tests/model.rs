@@ -97,6 +97,7 @@ impl Model {
         let heap = ObjAlloc::new(ObjConfig {
             raw,
             pool_size: 4 << 10,
+            ..ObjConfig::default()
         })
         .unwrap();
         let kinds = [

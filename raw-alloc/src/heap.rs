@@ -192,6 +192,22 @@ impl RawHeap {
         Ok(ptr)
     }
 
+    /// Whether a direct block of `size` bytes fits under the limit now (always, without one). The
+    /// tier above asks before a request, to give back memory it holds for reuse rather than have
+    /// the request refused.
+    pub fn within_limit(&self, size: usize) -> bool {
+        let Some(limit) = self.config.limit else {
+            return true;
+        };
+        direct_layout(size).is_some_and(|l| {
+            self.stats
+                .get()
+                .bytes_in_use
+                .checked_add(l.size())
+                .is_some_and(|total| total <= limit)
+        })
+    }
+
     /// Returns a direct block to the system allocator.
     ///
     /// # Safety
