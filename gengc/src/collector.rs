@@ -18,6 +18,7 @@ use crate::header::{
     gc_header, set_state, state, GcHeader, GARBAGE, GARBAGE_DEAD, GEN_BASE, UNREACHABLE, UNTRACKED,
     YOUNG,
 };
+use crate::slots::SlotSet;
 use crate::stats::{CallbackInfo, GenerationStats, Phase};
 use crate::DebugFlags;
 
@@ -36,10 +37,10 @@ pub(crate) struct Collector {
     /// Generations 0, 1, 2 and the permanent one, as arrays: a tracked object knows its slot,
     /// so untracking is a swap-remove.
     gens: [RefCell<Vec<ObjPtr>>; 4],
-    /// The objects of a running collection (`None`: found unreachable, or died during it).
+    /// The objects of a running collection (`None`: died during it, or left as garbage).
     young: RefCell<Vec<Option<ObjPtr>>>,
-    /// What the scan of a running collection found unreachable (`None`: rescued, or died).
-    unreachable: RefCell<Vec<Option<ObjPtr>>>,
+    /// The slots of the young array whose objects the scan found unreachable.
+    unreachable: RefCell<SlotSet>,
     /// Two buffers of visited references for `update_and_subtract_refs` (kept for capacity).
     edges: Cell<[Vec<ObjPtr>; 2]>,
     counts: Cell<[u32; NUM_GENERATIONS]>,
@@ -67,7 +68,7 @@ impl Collector {
             rc: std::ptr::null(),
             gens: Default::default(),
             young: RefCell::new(Vec::new()),
-            unreachable: RefCell::new(Vec::new()),
+            unreachable: RefCell::new(SlotSet::default()),
             edges: Cell::new([Vec::new(), Vec::new()]),
             counts: Cell::new([0; NUM_GENERATIONS]),
             thresholds: Cell::new(DEFAULT_THRESHOLDS),
@@ -105,8 +106,9 @@ impl Collector {
     }
 
     /// New references to the objects of a generation (0..=2, or 3 for the permanent one),
-    /// leaving out dying ones (count 0: see [`gather_young`](Self::gather_young)): a new
-    /// reference would resurrect an object whose deallocation is under way.
+    /// leaving out dying ones (count 0: see
+    /// [`update_and_subtract_refs`](Self::update_and_subtract_refs)): a new reference would
+    /// resurrect an object whose deallocation is under way.
     pub(crate) fn objects_of<'h>(&self, gen: usize) -> Vec<ObjRef<'h>> {
         self.gens[gen]
             .borrow()
@@ -147,7 +149,10 @@ impl Collector {
             // Out of every array already (the careful path's list is not an index).
             GARBAGE | GARBAGE_DEAD => {}
             YOUNG => self.young.borrow_mut()[index] = None,
-            UNREACHABLE => self.unreachable.borrow_mut()[index] = None,
+            UNREACHABLE => {
+                self.unreachable.borrow_mut().remove(index);
+                self.young.borrow_mut()[index] = None;
+            }
             g => {
                 let mut list = self.gens[(g - GEN_BASE) as usize].borrow_mut();
                 list.swap_remove(index);
@@ -301,8 +306,8 @@ impl Collector {
         }
 
         let special = self.move_unreachable(&bump);
-        // Every object still in the young array is reachable from outside the young set; the
-        // others are in the unreachable list, their counts pinned (see move_unreachable).
+        // The objects of the unreachable slots are garbage, their counts pinned; the others in
+        // the young array are reachable from outside the young set (see move_unreachable).
 
         let (m, n) = if special.none() && !debug.contains(DebugFlags::SAVEALL) {
             // The common case: no user code can run on the garbage, and none of it is kept.
@@ -449,44 +454,39 @@ impl Collector {
     /// Finds which young objects are reachable, CPython's `move_unreachable` in two steps.
     ///
     /// The scan: every young object without references from outside (`gc_refs <= 0`) is
-    /// tentatively unreachable: it leaves the young array for the unreachable list, and its
-    /// count is pinned at `IMMORTAL` (the true count and its young slot kept in `gc_refs`), so
-    /// that, should it turn out to be garbage, the references between garbage objects need no
-    /// counting when their payloads are dropped. The scan traces nothing.
+    /// tentatively unreachable: its slot joins the unreachable set, and its count is pinned at
+    /// `IMMORTAL` (the true count kept in `gc_refs`), so that, should it turn out to be
+    /// garbage, the references between garbage objects need no counting when their payloads
+    /// are dropped. The scan traces nothing.
     ///
-    /// The rescue: what the roots (the objects left in the young array) reach through
-    /// unreachable objects is reachable after all: it goes back to its slot in the young
-    /// array, with its count. Only objects without outside references need finding, so the walk
-    /// stops as soon as none is left to find: a live heap whose objects all have outside
-    /// references is settled without tracing at all. No recursion: an explicit stack in
-    /// scratch memory.
+    /// The rescue: what the roots (the other young objects) reach through unreachable objects
+    /// is reachable after all: its slot leaves the set and it gets its count back. Only
+    /// objects without outside references need finding, so the walk stops as soon as none is
+    /// left to find: a live heap whose objects all have outside references is settled without
+    /// tracing at all. No recursion: an explicit stack in scratch memory.
     ///
-    /// On return the young array holds the reachable objects in their order, and the
-    /// unreachable list the garbage in young order (`None` where one was rescued). Returns
-    /// what the garbage needs beyond freeing.
+    /// On return the unreachable slots hold the garbage (state UNREACHABLE), the other slots
+    /// the reachable objects (state YOUNG). Returns what the garbage needs beyond freeing.
     fn move_unreachable(&self, bump: &Bump) -> Special {
         let mut special = Special::default();
         let mut to_find = {
-            let mut young = self.young.borrow_mut();
+            let young = self.young.borrow();
             let mut unreachable = self.unreachable.borrow_mut();
-            unreachable.clear();
-            for (i, slot) in young.iter_mut().enumerate() {
+            unreachable.reset(young.len());
+            for (i, slot) in young.iter().enumerate() {
                 let Some(obj) = *slot else { continue };
                 // SAFETY: young objects are live containers.
                 let (h, header) = unsafe { (gc_header(obj), obj.header()) };
                 if h.gc_refs.get() > 0 {
                     continue;
                 }
-                h.gc_refs
-                    .set(((i as i64) << 32) | i64::from(header.refcnt()));
-                h.index.set(unreachable.len() as u32);
+                h.gc_refs.set(i64::from(header.refcnt()));
                 // SAFETY: restored by `rescue_reachable` or `take_unreachable` before any code
                 // that counts references runs; freed as garbage otherwise.
                 unsafe { header.set_refcnt(IMMORTAL) };
                 set_state(header, UNREACHABLE);
                 special.note(header);
-                *slot = None;
-                unreachable.push(Some(obj));
+                unreachable.insert(i);
             }
             unreachable.len()
         };
@@ -499,7 +499,8 @@ impl Collector {
             i += 1;
             let Some(obj) = slot else { continue };
             // SAFETY: young objects are live containers.
-            if !unsafe { gc_header(obj) }.reachable.get() {
+            let (h, header) = unsafe { (gc_header(obj), obj.header()) };
+            if state(header) == YOUNG && !h.reachable.get() {
                 // A root (a rescued object is marked and was traced when rescued).
                 stack.push(obj);
                 to_find -= self.rescue_reachable(&mut stack);
@@ -508,18 +509,17 @@ impl Collector {
         if !special.none() {
             // The scan's answer counted objects rescued since: ask the garbage itself.
             special = Special::default();
-            for &obj in self.unreachable.borrow().iter().flatten() {
-                // SAFETY: objects of the unreachable list are live.
-                special.note(unsafe { obj.header() });
-            }
+            self.for_each_unreachable(|obj| {
+                // SAFETY: objects of the unreachable slots are live.
+                special.note(unsafe { obj.header() })
+            });
         }
         special
     }
 
-    /// Puts back into the young array every unreachable object the stacked objects reach,
-    /// transitively. Returns how many.
+    /// Gives back its count to every unreachable object the stacked objects reach,
+    /// transitively, and takes its slot out of the unreachable set. Returns how many.
     fn rescue_reachable(&self, stack: &mut BumpVec<'_, ObjPtr>) -> usize {
-        let mut young = self.young.borrow_mut();
         let mut unreachable = self.unreachable.borrow_mut();
         let mut rescued = 0;
         while let Some(obj) = stack.pop() {
@@ -527,69 +527,74 @@ impl Collector {
                 // SAFETY: visited pointers are live objects.
                 let header = unsafe { child.header() };
                 if state(header) == UNREACHABLE {
-                    // SAFETY: only containers of the unreachable list have this state.
+                    // SAFETY: only young containers in unreachable slots have this state.
                     let h = unsafe { gc_header(child) };
-                    let slot = Self::take_stash(h, header);
-                    unreachable[h.index.get() as usize] = None;
-                    young[slot] = Some(child);
-                    h.index.set(slot as u32);
+                    Self::unpin(h, header);
+                    unreachable.remove(h.index.get() as usize);
                     h.reachable.set(true);
                     set_state(header, YOUNG);
                     rescued += 1;
                     stack.push(child);
                 }
             };
-            // SAFETY: obj is live; the visitor only moves objects between the collector's
-            // arrays and restores counts.
+            // SAFETY: obj is live; the visitor only restores counts and collector state.
             unsafe { refcount::trace(obj, &mut Visit::new(&mut visit)) };
         }
         rescued
     }
 
-    /// Gives an UNREACHABLE object its true count back. Returns its young slot.
-    fn take_stash(h: &GcHeader, header: &ObjHeader) -> usize {
-        let stash = h.gc_refs.get();
+    /// Gives an UNREACHABLE object its true count back.
+    fn unpin(h: &GcHeader, header: &ObjHeader) {
         // SAFETY: the count pinned by move_unreachable, restored once.
-        unsafe { header.set_refcnt(stash as u32) };
+        unsafe { header.set_refcnt(h.gc_refs.get() as u32) };
         h.gc_refs.set(0);
-        (stash >> 32) as usize
+    }
+
+    /// Calls `f` on the object of every unreachable slot, in young order.
+    fn for_each_unreachable(&self, mut f: impl FnMut(ObjPtr)) {
+        let young = self.young.borrow();
+        for i in self.unreachable.borrow().iter() {
+            if let Some(obj) = young[i] {
+                f(obj);
+            }
+        }
     }
 
     /// With DEBUG_COLLECTABLE, an event per garbage object.
     fn log_collectable(&self, debug: DebugFlags) {
         if debug.contains(DebugFlags::COLLECTABLE) {
-            for &o in self.unreachable.borrow().iter().flatten() {
-                // SAFETY: objects of the unreachable list are live until deleted.
+            self.for_each_unreachable(|o| {
+                // SAFETY: objects of the unreachable slots are live until deleted.
                 let ty = unsafe { o.type_info() }.name;
                 tracing::info!(target: "gengc", "gc: collectable <{ty} {:#x}>", o.addr());
-            }
+            });
         }
     }
 
     /// The common case of deletion: garbage without finalizers to run or weak references,
     /// none of it kept. Its counts are pinned, so the refcount tier drops every payload
-    /// (releasing what the garbage holds outside itself) and then frees every block, in list
+    /// (releasing what the garbage holds outside itself) and then frees every block, in young
     /// order, without counting the references among the garbage and without passing each
-    /// object through the pending stack and the container hook. Returns how many it freed.
+    /// object through the pending stack and the container hook. The garbage's slots stay in
+    /// the unreachable set, which `move_survivors` skips. Returns how many it freed.
     ///
     /// Generation 0's count, which the container hook lowers on each death, is 0 here (reset
     /// when this collection started, nothing allocated since) and never falls below 0: the
     /// garbage's deaths leave it as it is.
     fn delete_garbage_in_bulk(&self) -> u64 {
-        let garbage = std::mem::take(&mut *self.unreachable.borrow_mut());
-        // SAFETY: every object of the list is a live container of this heap, reachable only
-        // from other objects of the list (move_unreachable), its count pinned at IMMORTAL
-        // (move_unreachable), without finalizer to run or weak references (Special::none),
-        // and out of the collector's arrays (its slot in the young array is empty; it leaves
-        // the unreachable list with this call). No user code ran since the scan.
-        let freed = unsafe { self.rc().free_garbage(|| garbage.iter().flatten().copied()) };
-        let mut garbage = garbage;
-        garbage.clear();
-        let mut slot = self.unreachable.borrow_mut();
-        if slot.capacity() < garbage.capacity() {
-            *slot = garbage;
-        }
-        freed
+        let rc = self.rc();
+        // The outer defer_frees drains the deaths outside the garbage (which may run user
+        // code) after the closure returned, when these borrows are over.
+        rc.defer_frees(|| {
+            let young = self.young.borrow();
+            let slots = self.unreachable.borrow();
+            // SAFETY: every object of an unreachable slot is a live container of this heap,
+            // reachable only from other such objects (move_unreachable), its count pinned at
+            // IMMORTAL (move_unreachable), without finalizer to run or weak references
+            // (Special::none). The collector forgets it: move_survivors skips its slot and
+            // nothing reads its state again.
+            unsafe { rc.free_garbage(|| slots.iter().filter_map(|i| young[i])) }
+        })
     }
 
     /// The careful path, CPython's phases for garbage that needs more than freeing: legacy
@@ -668,22 +673,25 @@ impl Collector {
         state(unsafe { obj.header() }) == GARBAGE
     }
 
-    /// The careful path's start: the unreachable list becomes a list of garbage (state
-    /// GARBAGE, counts restored, one reference taken to each, `gc_refs` 0, unmarked).
+    /// The careful path's start: the objects of the unreachable slots leave the young array
+    /// for a list of garbage (state GARBAGE, counts restored, one reference taken to each,
+    /// `gc_refs` 0, unmarked), in young order; the set is emptied.
     fn take_unreachable<'b>(&self, bump: &'b Bump) -> BumpVec<'b, ObjPtr> {
-        let mut list = self.unreachable.borrow_mut();
-        let mut out = BumpVec::with_capacity_in(list.len(), bump);
-        for &obj in list.iter().flatten() {
-            // SAFETY: objects of the unreachable list are live containers.
+        let mut young = self.young.borrow_mut();
+        let mut slots = self.unreachable.borrow_mut();
+        let mut out = BumpVec::with_capacity_in(slots.len(), bump);
+        for i in slots.iter() {
+            let Some(obj) = young[i].take() else { continue };
+            // SAFETY: objects of the unreachable slots are live containers.
             let (h, header) = unsafe { (gc_header(obj), obj.header()) };
-            Self::take_stash(h, header);
+            Self::unpin(h, header);
             // SAFETY: a live object; the reference is given back in delete_garbage.
             unsafe { obj.incref() };
             h.reachable.set(false);
             set_state(header, GARBAGE);
             out.push(obj);
         }
-        list.clear();
+        slots.clear();
         out
     }
 
@@ -846,20 +854,34 @@ impl Collector {
     /// surviving its clear) moves to generation `old`. Returns how many.
     fn move_survivors(&self, old: usize) -> usize {
         let mut young = std::mem::take(&mut *self.young.borrow_mut());
+        let mut garbage = self.unreachable.borrow_mut();
         let mut dest = self.gens[old].borrow_mut();
-        dest.reserve(young.len());
+        dest.reserve(young.len() - garbage.len());
         let before = dest.len();
-        for obj in young.iter().flatten() {
-            // SAFETY: objects still in the young array are live containers.
-            let (h, header) = unsafe { (gc_header(*obj), obj.header()) };
-            set_state(header, GEN_BASE + old as u8);
-            h.index.set(dest.len() as u32);
-            h.reachable.set(false);
-            h.gc_refs.set(0);
-            dest.push(*obj);
+        // 64 slots at a time: a run of garbage costs one test of its word.
+        for (w, chunk) in young.chunks(64).enumerate() {
+            let dead = garbage.word(w);
+            if dead == !0 {
+                continue;
+            }
+            for (i, slot) in chunk.iter().enumerate() {
+                let Some(obj) = *slot else { continue };
+                if dead & (1 << i) != 0 {
+                    continue;
+                }
+                // SAFETY: objects still in the young array, outside the unreachable set, are
+                // live containers.
+                let (h, header) = unsafe { (gc_header(obj), obj.header()) };
+                set_state(header, GEN_BASE + old as u8);
+                h.index.set(dest.len() as u32);
+                h.reachable.set(false);
+                h.gc_refs.set(0);
+                dest.push(obj);
+            }
         }
         let moved = dest.len() - before;
         drop(dest);
+        garbage.clear();
         // Keep the array's capacity for the next collection.
         young.clear();
         *self.young.borrow_mut() = young;

@@ -12,10 +12,9 @@
 //!            of a running collection; UNREACHABLE = found unreachable by its scan, count
 //!            pinned; GARBAGE = in the unreachable list of the careful path; GARBAGE_DEAD =
 //!            being cleared
-//!   index:   the object's slot in the Vec of its generation, of the running collection, or of
-//!            its unreachable list
+//!   index:   the object's slot in the Vec of its generation or of the running collection
 //!   gc_refs: 0 outside a collection; during one, the references from outside the collected
-//!            set; for an UNREACHABLE object, its young slot (high half) and true count (low)
+//!            set; for an UNREACHABLE object, its true count
 //!   mark:    during a collection, whether the object is known reachable
 //! ```
 //!
@@ -32,8 +31,9 @@ pub(crate) const UNTRACKED: u8 = 0;
 pub(crate) const GEN_BASE: u8 = 1;
 /// Objects in the array of a running collection.
 pub(crate) const YOUNG: u8 = GEN_BASE + 4;
-/// Objects a running collection's scan found unreachable: in its unreachable list, their count
-/// pinned at `IMMORTAL` (the true count kept in `gc_refs`) until they are freed or rescued.
+/// Objects a running collection's scan found unreachable: their young slots in its unreachable
+/// set, their count pinned at `IMMORTAL` (the true count kept in `gc_refs`) until they are
+/// freed or rescued.
 pub(crate) const UNREACHABLE: u8 = GEN_BASE + 5;
 /// Objects the careful path holds as garbage (in its list, one reference held to each).
 pub(crate) const GARBAGE: u8 = GEN_BASE + 6;

@@ -12,7 +12,10 @@
 //!   dying ones included). Then CPython's phases: legacy finalizers and what they reach to
 //!   `garbage`, weakrefs cleared and callbacks of the live ones run, finalizers run,
 //!   resurrection recomputed by the same search, the rest cleared and released in one deferred
-//!   deallocation loop. Generations are arrays in tracking order (track = push, untrack =
+//!   deallocation loop. Garbage that needs none of these phases (no finalizer to run, no
+//!   weakref, no DEBUG_SAVEALL) is freed in bulk instead: every payload dropped in order (its
+//!   references to other garbage uncounted), then every object freed, then the deaths outside
+//!   it. Generations are arrays in tracking order (track = push, untrack =
 //!   swap-remove, as `ARCHITECTURE.md` documents), so the model knows the order the collector
 //!   visits objects in, and finalizers and callbacks are compared in exact order.
 //! - **Counts and thresholds**: every container's birth counts, every container's death
