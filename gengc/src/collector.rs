@@ -43,6 +43,9 @@ pub(crate) struct Collector {
     unreachable: RefCell<SlotSet>,
     /// Two buffers of visited references for `update_and_subtract_refs` (kept for capacity).
     edges: Cell<[Vec<ObjPtr>; 2]>,
+    /// Whether, in the running collection, more than a quarter of the references lead further
+    /// than [`NEAR`] from their referrer (then prefetching the children pays).
+    scattered: Cell<bool>,
     counts: Cell<[u32; NUM_GENERATIONS]>,
     pub(crate) thresholds: Cell<[u32; NUM_GENERATIONS]>,
     pub(crate) enabled: Cell<bool>,
@@ -70,6 +73,7 @@ impl Collector {
             young: RefCell::new(Vec::new()),
             unreachable: RefCell::new(SlotSet::default()),
             edges: Cell::new([Vec::new(), Vec::new()]),
+            scattered: Cell::new(false),
             counts: Cell::new([0; NUM_GENERATIONS]),
             thresholds: Cell::new(DEFAULT_THRESHOLDS),
             enabled: Cell::new(true),
@@ -401,6 +405,7 @@ impl Collector {
             edges.clear();
         };
         let [mut filling, mut ready] = self.edges.take();
+        let (mut edges, mut far) = (0usize, 0usize);
         let mut young = self.young.borrow_mut();
         young.clear();
         young.reserve((0..=g).map(|gen| self.gens[gen].borrow().len()).sum());
@@ -420,8 +425,14 @@ impl Collector {
                 h.reachable.set(false);
                 h.gc_refs.set(h.gc_refs.get() + i64::from(header.refcnt()));
                 young.push(Some(obj));
+                let first = filling.len();
                 // SAFETY: a live object; the visitor only gathers pointers.
                 unsafe { refcount::trace(obj, &mut Visit::into_vec(&mut filling)) };
+                edges += filling.len() - first;
+                far += filling[first..]
+                    .iter()
+                    .filter(|c| c.addr().abs_diff(obj.addr()) > NEAR)
+                    .count();
                 if filling.len() >= EDGE_BATCH {
                     for &child in &filling {
                         prefetch_header(child);
@@ -441,6 +452,7 @@ impl Collector {
         subtract(&mut ready);
         subtract(&mut filling);
         self.edges.set([filling, ready]);
+        self.scattered.set(far * 4 > edges);
         // Undo what young objects subtracted from dying ones (gc_refs is 0 outside a collection).
         for gen in 0..=g {
             for &obj in self.gens[gen].borrow().iter() {
@@ -593,7 +605,12 @@ impl Collector {
             // IMMORTAL (move_unreachable), without finalizer to run or weak references
             // (Special::none). The collector forgets it: move_survivors skips its slot and
             // nothing reads its state again.
-            unsafe { rc.free_garbage(|| slots.iter().filter_map(|i| young[i])) }
+            unsafe {
+                rc.free_garbage(
+                    || slots.iter().filter_map(|i| young[i]),
+                    self.scattered.get(),
+                )
+            }
         })
     }
 
@@ -917,6 +934,10 @@ impl Special {
 /// (and subtracts the batch before): enough to keep the memory system busy, few enough that
 /// the prefetched lines are still in cache when used.
 const EDGE_BATCH: usize = 32;
+
+/// How far (in bytes) a reference may lead from its referrer and still count as near: objects
+/// made one after the other sit within a few blocks of each other, in the same pages.
+const NEAR: usize = 4096;
 
 /// Asks the CPU to start loading an object's header and the collector's header before it.
 #[inline(always)]

@@ -471,7 +471,10 @@ impl RcHeap {
     /// count at [`IMMORTAL`](crate::IMMORTAL). Only then are the blocks freed, in the same
     /// order (no payload drop can touch a freed member); then what died meanwhile is freed.
     /// Compared with dropping the last reference to each member, no member passes through the
-    /// pending stack or the container hook. Returns how many objects were freed.
+    /// pending stack or the container hook. With `prefetch_children`, the children of the
+    /// object a few turns ahead are prefetched before each payload drop: it pays when they are
+    /// scattered in memory (each drop then waits on their headers), and costs a trace per
+    /// object when they are near. Returns how many objects were freed.
     ///
     /// # Safety
     /// Every call of `garbage` yields the same live objects of this heap, each once. Each has
@@ -479,7 +482,11 @@ impl RcHeap {
     /// set (no handle, no object outside), has no finalizer left to run and no weak
     /// references, and is no longer tracked by the container hook's owner (the caller
     /// accounts for its death there).
-    pub unsafe fn free_garbage<I: Iterator<Item = ObjPtr>>(&self, garbage: impl Fn() -> I) -> u64 {
+    pub unsafe fn free_garbage<I: Iterator<Item = ObjPtr>>(
+        &self,
+        garbage: impl Fn() -> I,
+        prefetch_children: bool,
+    ) -> u64 {
         self.defer_frees(|| {
             let mut lens = self.garbage_lens.take();
             lens.clear();
@@ -488,7 +495,7 @@ impl RcHeap {
             for obj in garbage() {
                 // The payload drops below read the header of every child (a random graph's
                 // children are anywhere): ask for the children of an object a few turns ahead.
-                if let Some(next) = ahead.next() {
+                if let Some(next) = ahead.next().filter(|_| prefetch_children) {
                     // SAFETY: a live member; the visitor only gathers pointers.
                     unsafe { trace(next, &mut crate::Visit::into_vec(&mut children)) };
                     for &child in &children {
