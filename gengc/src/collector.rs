@@ -9,9 +9,16 @@ use std::time::Instant;
 
 use bumpalo::collections::Vec as BumpVec;
 use bumpalo::Bump;
-use refcount::{ContainerHook, ObjPtr, ObjRef, Object, RcHeap, Unraisable, Visit, WeakRefObj};
+use refcount::{
+    ContainerHook, ObjHeader, ObjPtr, ObjRef, Object, RcHeap, Unraisable, Visit, WeakRefObj,
+    IMMORTAL,
+};
 
-use crate::header::{gc_header, GARBAGE, GARBAGE_DEAD, GEN_BASE, UNTRACKED, YOUNG};
+use crate::header::{
+    gc_header, set_state, state, GcHeader, GARBAGE, GARBAGE_DEAD, GEN_BASE, UNREACHABLE, UNTRACKED,
+    YOUNG,
+};
+use crate::slots::SlotSet;
 use crate::stats::{CallbackInfo, GenerationStats, Phase};
 use crate::DebugFlags;
 
@@ -19,10 +26,6 @@ use crate::DebugFlags;
 pub const NUM_GENERATIONS: usize = 3;
 /// CPython's default thresholds.
 pub const DEFAULT_THRESHOLDS: [u32; NUM_GENERATIONS] = [700, 10, 10];
-
-/// The upper header flag of containers that are in the array of a running collection: lets
-/// the edge visitor test membership with one load of the child's header.
-const IN_COLLECTION: u16 = 1;
 
 /// A `gc.callbacks` function.
 pub type GcCallback = Box<dyn FnMut(Phase, &CallbackInfo)>;
@@ -34,8 +37,15 @@ pub(crate) struct Collector {
     /// Generations 0, 1, 2 and the permanent one, as arrays: a tracked object knows its slot,
     /// so untracking is a swap-remove.
     gens: [RefCell<Vec<ObjPtr>>; 4],
-    /// The objects of a running collection (`None`: died during it).
+    /// The objects of a running collection (`None`: died during it, or left as garbage).
     young: RefCell<Vec<Option<ObjPtr>>>,
+    /// The slots of the young array whose objects the scan found unreachable.
+    unreachable: RefCell<SlotSet>,
+    /// Two buffers of visited references for `update_and_subtract_refs` (kept for capacity).
+    edges: Cell<[Vec<ObjPtr>; 2]>,
+    /// Whether, in the running collection, more than a quarter of the references lead further
+    /// than [`NEAR`] from their referrer (then prefetching the children pays).
+    scattered: Cell<bool>,
     counts: Cell<[u32; NUM_GENERATIONS]>,
     pub(crate) thresholds: Cell<[u32; NUM_GENERATIONS]>,
     pub(crate) enabled: Cell<bool>,
@@ -61,6 +71,9 @@ impl Collector {
             rc: std::ptr::null(),
             gens: Default::default(),
             young: RefCell::new(Vec::new()),
+            unreachable: RefCell::new(SlotSet::default()),
+            edges: Cell::new([Vec::new(), Vec::new()]),
+            scattered: Cell::new(false),
             counts: Cell::new([0; NUM_GENERATIONS]),
             thresholds: Cell::new(DEFAULT_THRESHOLDS),
             enabled: Cell::new(true),
@@ -97,8 +110,9 @@ impl Collector {
     }
 
     /// New references to the objects of a generation (0..=2, or 3 for the permanent one),
-    /// leaving out dying ones (count 0: see [`gather_young`](Self::gather_young)): a new
-    /// reference would resurrect an object whose deallocation is under way.
+    /// leaving out dying ones (count 0: see
+    /// [`update_and_subtract_refs`](Self::update_and_subtract_refs)): a new reference would
+    /// resurrect an object whose deallocation is under way.
     pub(crate) fn objects_of<'h>(&self, gen: usize) -> Vec<ObjRef<'h>> {
         self.gens[gen]
             .borrow()
@@ -118,10 +132,11 @@ impl Collector {
     /// `obj` must be a live, untracked container of this heap.
     pub(crate) unsafe fn link(&self, obj: ObjPtr, gen: usize) {
         // SAFETY: contract.
-        let h = unsafe { gc_header(obj) };
+        let (h, header) = unsafe { (gc_header(obj), obj.header()) };
         let mut list = self.gens[gen].borrow_mut();
-        h.gen.set(GEN_BASE + gen as u8);
+        set_state(header, GEN_BASE + gen as u8);
         h.index.set(list.len() as u32);
+        h.gc_refs.set(0);
         list.push(obj);
     }
 
@@ -131,21 +146,16 @@ impl Collector {
     /// `obj` must be a live container.
     pub(crate) unsafe fn unlink(&self, obj: ObjPtr) {
         // SAFETY: contract.
-        let h = unsafe { gc_header(obj) };
+        let (h, header) = unsafe { (gc_header(obj), obj.header()) };
         let index = h.index.get() as usize;
-        match h.gen.get() {
+        match state(header) {
             UNTRACKED => return,
-            GARBAGE | GARBAGE_DEAD => {
-                // Out of every array already (the unreachable list is not an index).
-                // SAFETY: obj is live.
-                let header = unsafe { obj.header() };
-                header.set_upper_flags(header.upper_flags() & !IN_COLLECTION);
-            }
-            YOUNG => {
+            // Out of every array already (the careful path's list is not an index).
+            GARBAGE | GARBAGE_DEAD => {}
+            YOUNG => self.young.borrow_mut()[index] = None,
+            UNREACHABLE => {
+                self.unreachable.borrow_mut().remove(index);
                 self.young.borrow_mut()[index] = None;
-                // SAFETY: obj is live.
-                let header = unsafe { obj.header() };
-                header.set_upper_flags(header.upper_flags() & !IN_COLLECTION);
             }
             g => {
                 let mut list = self.gens[(g - GEN_BASE) as usize].borrow_mut();
@@ -156,7 +166,7 @@ impl Collector {
                 }
             }
         }
-        h.gen.set(UNTRACKED);
+        set_state(header, UNTRACKED);
     }
 
     /// The generation of a tracked container (0..=3), or None.
@@ -165,9 +175,9 @@ impl Collector {
     /// `obj` must be a live container.
     pub(crate) unsafe fn generation_of(&self, obj: ObjPtr) -> Option<usize> {
         // SAFETY: contract.
-        match unsafe { gc_header(obj) }.gen.get() {
+        match state(unsafe { obj.header() }) {
             UNTRACKED => None,
-            YOUNG | GARBAGE | GARBAGE_DEAD => Some(NUM_GENERATIONS + 1), // in a running collection
+            YOUNG | UNREACHABLE | GARBAGE | GARBAGE_DEAD => Some(NUM_GENERATIONS + 1), // running
             g => Some((g - GEN_BASE) as usize),
         }
     }
@@ -181,8 +191,8 @@ impl Collector {
         let mut dest = self.gens[to].borrow_mut();
         for obj in moved {
             // SAFETY: tracked objects are live containers.
-            let h = unsafe { gc_header(obj) };
-            h.gen.set(GEN_BASE + to as u8);
+            let (h, header) = unsafe { (gc_header(obj), obj.header()) };
+            set_state(header, GEN_BASE + to as u8);
             h.index.set(dest.len() as u32);
             dest.push(obj);
         }
@@ -293,50 +303,23 @@ impl Collector {
 
         self.update_counts(g);
         let old = (g + 1).min(NUM_GENERATIONS - 1);
-        let examined = self.gather_young(g);
+        let examined = self.update_and_subtract_refs(g);
         if debug.contains(DebugFlags::STATS) {
             tracing::info!(target: "gengc", generation = g, examined,
                 objects = ?[0, 1, 2].map(|i| self.generation_len(i)), "gc: collecting");
         }
 
-        self.subtract_refs();
-        self.move_unreachable(&bump);
-        // Every young object is now marked iff something outside the young set reaches it.
-        let (unreachable, special) = self.take_unreachable(&bump);
-        // The garbage is out of the young array (its objects say GARBAGE), with a reference
-        // held to each, so nothing it holds is freed while finalizers and callbacks run.
+        let special = self.move_unreachable(&bump);
+        // The objects of the unreachable slots are garbage, their counts pinned; the others in
+        // the young array are reachable from outside the young set (see move_unreachable).
 
-        let mut n = 0;
-        // Legacy finalizers make cycles uncollectable because they must not run on them; a
-        // heap being torn down runs no finalizer at all, so then they are ordinary garbage.
-        if special.legacy_finalizers && self.rc().user_code_enabled() {
-            n = self.move_legacy_finalizers(&unreachable, &bump);
-        }
-        let m = unreachable.len() as u64 - n as u64;
-        if debug.contains(DebugFlags::COLLECTABLE) {
-            for &o in unreachable.iter().filter(|o| self.is_garbage(**o)) {
-                // SAFETY: we hold a reference to every unreachable object.
-                let ty = unsafe { o.type_info() }.name;
-                tracing::info!(target: "gengc", "gc: collectable <{ty} {:#x}>", o.addr());
-            }
-        }
-        if special.weakrefs || special.finalizers {
-            let user_code_before = self.user_code_runs();
-            if special.weakrefs {
-                self.handle_weakrefs(&unreachable, &bump);
-            }
-            if special.finalizers {
-                self.finalize_garbage(&unreachable);
-            }
-            // Finalizers and callbacks may have stored references to garbage somewhere live:
-            // recompute which of it is still unreachable; what a resurrected object reaches
-            // survives with it. When no such code ran, nothing can have changed.
-            if self.user_code_runs() != user_code_before {
-                self.handle_resurrected_objects(&unreachable, &bump);
-            }
-        }
-        self.delete_garbage(&unreachable, debug.contains(DebugFlags::SAVEALL));
-        drop(unreachable);
+        let (m, n) = if special.none() && !debug.contains(DebugFlags::SAVEALL) {
+            // The common case: no user code can run on the garbage, and none of it is kept.
+            self.log_collectable(debug);
+            (self.delete_garbage_in_bulk(), 0)
+        } else {
+            self.handle_special_garbage(debug, special, &bump)
+        };
         let survivors = self.move_survivors(old);
 
         if g == NUM_GENERATIONS - 2 {
@@ -351,7 +334,7 @@ impl Collector {
         let mut stats = self.stats.get();
         stats[g].collections += 1;
         stats[g].collected += m;
-        stats[g].uncollectable += n as u64;
+        stats[g].uncollectable += n;
         self.stats.set(stats);
 
         bump.reset();
@@ -366,7 +349,7 @@ impl Collector {
             tracing::info!(target: "gengc", "gc: done, {m} unreachable, {n} uncollectable, {:.4}s elapsed",
                 elapsed as f64 / 1e9);
         }
-        (m, n as u64)
+        (m, n)
     }
 
     /// How many finalizers and weakref callbacks have run in this heap's life.
@@ -387,17 +370,42 @@ impl Collector {
         self.counts.set(c);
     }
 
-    /// Moves generations `0..=g` into the young array (CPython's merge, then `update_refs`).
-    /// On return every young object has `gen == YOUNG`, its index in the array, the
-    /// IN_COLLECTION flag, `reachable` false, and `gc_refs` equal to its reference count.
+    /// CPython's merge, `update_refs` and `subtract_refs` in one sweep: moves generations
+    /// `0..=g` into the young array and subtracts every reference between young objects. On
+    /// return every young object has `state == YOUNG`, its index in the array, `reachable`
+    /// false, and `gc_refs` equal to its references from outside the young set: above zero
+    /// means reachable from outside.
+    ///
+    /// One sweep is enough because `gc_refs` is 0 outside a collection: each object adds its
+    /// count, each reference from a young object subtracts one, in any order. A visited object
+    /// takes part if its state (one load of its header) is YOUNG or a collected generation.
+    /// The references are gathered in a buffer, a batch at a time, and their headers
+    /// prefetched one batch before they are subtracted, so that a random graph waits on memory
+    /// once per batch rather than once per reference.
     ///
     /// Dying objects stay where they are: a container whose count is 0 is being deallocated
     /// (it waits on the refcount tier's pending stack, or runs its weakref callbacks), which is
     /// possible when a finalizer or callback of that deallocation collects. CPython untracks such
     /// objects before its trashcan defers them; here they are left out of the collection, their
     /// references counting as references from outside (they are released when the object's
-    /// turn comes).
-    fn gather_young(&self, g: usize) -> usize {
+    /// turn comes), and what young objects subtracted from them is undone.
+    fn update_and_subtract_refs(&self, g: usize) -> usize {
+        let last_gen = GEN_BASE + g as u8;
+        let subtract = |edges: &mut Vec<ObjPtr>| {
+            for &child in edges.iter() {
+                // SAFETY: visited pointers are live objects (Visit only takes handles).
+                let header = unsafe { child.header() };
+                let s = state(header);
+                if s == YOUNG || (GEN_BASE..=last_gen).contains(&s) {
+                    // SAFETY: only tracked containers have a state other than UNTRACKED.
+                    let h = unsafe { gc_header(child) };
+                    h.gc_refs.set(h.gc_refs.get() - 1);
+                }
+            }
+            edges.clear();
+        };
+        let [mut filling, mut ready] = self.edges.take();
+        let (mut edges, mut far) = (0usize, 0usize);
         let mut young = self.young.borrow_mut();
         young.clear();
         young.reserve((0..=g).map(|gen| self.gens[gen].borrow().len()).sum());
@@ -412,12 +420,26 @@ impl Collector {
                     dying = true;
                     return true;
                 }
-                h.gen.set(YOUNG);
+                set_state(header, YOUNG);
                 h.index.set(young.len() as u32);
                 h.reachable.set(false);
-                h.gc_refs.set(i64::from(header.refcnt()));
-                header.set_upper_flags(header.upper_flags() | IN_COLLECTION);
+                h.gc_refs.set(h.gc_refs.get() + i64::from(header.refcnt()));
                 young.push(Some(obj));
+                let first = filling.len();
+                // SAFETY: a live object; the visitor only gathers pointers.
+                unsafe { refcount::trace(obj, &mut Visit::into_vec(&mut filling)) };
+                edges += filling.len() - first;
+                far += filling[first..]
+                    .iter()
+                    .filter(|c| c.addr().abs_diff(obj.addr()) > NEAR)
+                    .count();
+                if filling.len() >= EDGE_BATCH {
+                    for &child in &filling {
+                        prefetch_header(child);
+                    }
+                    subtract(&mut ready);
+                    std::mem::swap(&mut filling, &mut ready);
+                }
                 false
             });
             if dying {
@@ -427,73 +449,228 @@ impl Collector {
                 }
             }
         }
+        subtract(&mut ready);
+        subtract(&mut filling);
+        self.edges.set([filling, ready]);
+        self.scattered.set(far * 4 > edges);
+        // Undo what young objects subtracted from dying ones (gc_refs is 0 outside a collection).
+        for gen in 0..=g {
+            for &obj in self.gens[gen].borrow().iter() {
+                // SAFETY: objects left in a collected generation are dying, still live.
+                unsafe { gc_header(obj) }.gc_refs.set(0);
+            }
+        }
         young.len()
     }
 
-    /// Subtracts every reference between young objects. On return `gc_refs` of a young object
-    /// counts the references from outside the young set; above zero means reachable from
-    /// outside.
-    fn subtract_refs(&self) {
-        let mut visit = |child: ObjPtr| {
-            // SAFETY: visited pointers are live objects (Visit only takes handles).
-            let header = unsafe { child.header() };
-            if header.upper_flags() & IN_COLLECTION != 0 {
-                // SAFETY: only young containers carry the flag.
-                let h = unsafe { gc_header(child) };
-                h.gc_refs.set(h.gc_refs.get() - 1);
+    /// Finds which young objects are reachable, CPython's `move_unreachable` in two steps.
+    ///
+    /// The scan: every young object without references from outside (`gc_refs <= 0`) is
+    /// tentatively unreachable: its slot joins the unreachable set, and its count is pinned at
+    /// `IMMORTAL` (the true count kept in `gc_refs`), so that, should it turn out to be
+    /// garbage, the references between garbage objects need no counting when their payloads
+    /// are dropped. The scan traces nothing.
+    ///
+    /// The rescue: what the roots (the other young objects) reach through unreachable objects
+    /// is reachable after all: its slot leaves the set and it gets its count back. Only
+    /// objects without outside references need finding, so the walk stops as soon as none is
+    /// left to find: a live heap whose objects all have outside references is settled without
+    /// tracing at all. No recursion: an explicit stack in scratch memory.
+    ///
+    /// On return the unreachable slots hold the garbage (state UNREACHABLE), the other slots
+    /// the reachable objects (state YOUNG). Returns what the garbage needs beyond freeing.
+    fn move_unreachable(&self, bump: &Bump) -> Special {
+        let mut special = Special::default();
+        let mut to_find = {
+            let young = self.young.borrow();
+            let mut unreachable = self.unreachable.borrow_mut();
+            unreachable.reset(young.len());
+            for (i, slot) in young.iter().enumerate() {
+                let Some(obj) = *slot else { continue };
+                // SAFETY: young objects are live containers.
+                let (h, header) = unsafe { (gc_header(obj), obj.header()) };
+                if h.gc_refs.get() > 0 {
+                    continue;
+                }
+                h.gc_refs.set(i64::from(header.refcnt()));
+                // SAFETY: restored by `rescue_reachable` or `take_unreachable` before any code
+                // that counts references runs; freed as garbage otherwise.
+                unsafe { header.set_refcnt(IMMORTAL) };
+                set_state(header, UNREACHABLE);
+                special.note(header);
+                unreachable.insert(i);
             }
+            unreachable.len()
         };
-        let young = self.young.borrow();
-        for (i, obj) in young.iter().enumerate() {
-            if let Some(Some(ahead)) = young.get(i + PREFETCH_DISTANCE) {
-                prefetch_children(*ahead);
-            }
-            if let Some(obj) = obj {
-                // SAFETY: young objects are live; the visitor changes nothing but gc_refs.
-                unsafe { refcount::trace(*obj, &mut Visit::new(&mut visit)) };
-            }
-        }
-    }
-
-    /// Finds which young objects are reachable: those with outside references (`gc_refs > 0`,
-    /// the roots) and everything they reach through young objects. An object counts as
-    /// reachable when `gc_refs > 0` or it is marked; only objects without outside references
-    /// need marking, so the walk stops as soon as none is left to find (a live heap whose
-    /// objects all have outside references is settled without tracing at all). No recursion:
-    /// as the scan meets a root it drains an explicit stack (scratch memory) before going on.
-    fn move_unreachable(&self, bump: &Bump) {
-        let young = self.young.borrow();
-        let mut to_find = young
-            .iter()
-            .flatten()
-            // SAFETY: young objects are live containers.
-            .filter(|o| unsafe { gc_header(**o) }.gc_refs.get() <= 0)
-            .count();
         let mut stack = BumpVec::new_in(bump);
-        for obj in young.iter().flatten() {
-            if to_find == 0 {
+        let mut i = 0;
+        while to_find > 0 {
+            let Some(&slot) = self.young.borrow().get(i) else {
                 break;
-            }
+            };
+            i += 1;
+            let Some(obj) = slot else { continue };
             // SAFETY: young objects are live containers.
-            if unsafe { gc_header(*obj) }.gc_refs.get() > 0 {
-                stack.push(*obj);
-                to_find -= self.propagate_reachable(&mut stack);
+            let (h, header) = unsafe { (gc_header(obj), obj.header()) };
+            if state(header) == YOUNG && !h.reachable.get() {
+                // A root (a rescued object is marked and was traced when rescued).
+                stack.push(obj);
+                to_find -= self.rescue_reachable(&mut stack);
+            }
+        }
+        if !special.none() {
+            // The scan's answer counted objects rescued since: ask the garbage itself.
+            special = Special::default();
+            self.for_each_unreachable(|obj| {
+                // SAFETY: objects of the unreachable slots are live.
+                special.note(unsafe { obj.header() })
+            });
+        }
+        special
+    }
+
+    /// Gives back its count to every unreachable object the stacked objects reach,
+    /// transitively, and takes its slot out of the unreachable set. Returns how many.
+    fn rescue_reachable(&self, stack: &mut BumpVec<'_, ObjPtr>) -> usize {
+        let mut unreachable = self.unreachable.borrow_mut();
+        let mut rescued = 0;
+        while let Some(obj) = stack.pop() {
+            let mut visit = |child: ObjPtr| {
+                // SAFETY: visited pointers are live objects.
+                let header = unsafe { child.header() };
+                if state(header) == UNREACHABLE {
+                    // SAFETY: only young containers in unreachable slots have this state.
+                    let h = unsafe { gc_header(child) };
+                    Self::unpin(h, header);
+                    unreachable.remove(h.index.get() as usize);
+                    h.reachable.set(true);
+                    set_state(header, YOUNG);
+                    rescued += 1;
+                    stack.push(child);
+                }
+            };
+            // SAFETY: obj is live; the visitor only restores counts and collector state.
+            unsafe { refcount::trace(obj, &mut Visit::new(&mut visit)) };
+        }
+        rescued
+    }
+
+    /// Gives an UNREACHABLE object its true count back.
+    fn unpin(h: &GcHeader, header: &ObjHeader) {
+        // SAFETY: the count pinned by move_unreachable, restored once.
+        unsafe { header.set_refcnt(h.gc_refs.get() as u32) };
+        h.gc_refs.set(0);
+    }
+
+    /// Calls `f` on the object of every unreachable slot, in young order.
+    fn for_each_unreachable(&self, mut f: impl FnMut(ObjPtr)) {
+        let young = self.young.borrow();
+        for i in self.unreachable.borrow().iter() {
+            if let Some(obj) = young[i] {
+                f(obj);
             }
         }
     }
 
-    /// Marks what the stacked objects reach through young objects that are neither marked nor
-    /// roots (`gc_refs > 0`). Returns how many it marked.
+    /// With DEBUG_COLLECTABLE, an event per garbage object.
+    fn log_collectable(&self, debug: DebugFlags) {
+        if debug.contains(DebugFlags::COLLECTABLE) {
+            self.for_each_unreachable(|o| {
+                // SAFETY: objects of the unreachable slots are live until deleted.
+                let ty = unsafe { o.type_info() }.name;
+                tracing::info!(target: "gengc", "gc: collectable <{ty} {:#x}>", o.addr());
+            });
+        }
+    }
+
+    /// The common case of deletion: garbage without finalizers to run or weak references,
+    /// none of it kept. Its counts are pinned, so the refcount tier drops every payload
+    /// (releasing what the garbage holds outside itself) and then frees every block, in young
+    /// order, without counting the references among the garbage and without passing each
+    /// object through the pending stack and the container hook. The garbage's slots stay in
+    /// the unreachable set, which `move_survivors` skips. Returns how many it freed.
+    ///
+    /// Generation 0's count, which the container hook lowers on each death, is 0 here (reset
+    /// when this collection started, nothing allocated since) and never falls below 0: the
+    /// garbage's deaths leave it as it is.
+    fn delete_garbage_in_bulk(&self) -> u64 {
+        let rc = self.rc();
+        // The outer defer_frees drains the deaths outside the garbage (which may run user
+        // code) after the closure returned, when these borrows are over.
+        rc.defer_frees(|| {
+            let young = self.young.borrow();
+            let slots = self.unreachable.borrow();
+            // SAFETY: every object of an unreachable slot is a live container of this heap,
+            // reachable only from other such objects (move_unreachable), its count pinned at
+            // IMMORTAL (move_unreachable), without finalizer to run or weak references
+            // (Special::none). The collector forgets it: move_survivors skips its slot and
+            // nothing reads its state again.
+            unsafe {
+                rc.free_garbage(
+                    || slots.iter().filter_map(|i| young[i]),
+                    self.scattered.get(),
+                )
+            }
+        })
+    }
+
+    /// The careful path, CPython's phases for garbage that needs more than freeing: legacy
+    /// finalizers, weak references, finalizers, resurrection, DEBUG_SAVEALL. Returns
+    /// (collected, uncollectable).
+    fn handle_special_garbage(
+        &self,
+        debug: DebugFlags,
+        special: Special,
+        bump: &Bump,
+    ) -> (u64, u64) {
+        let unreachable = self.take_unreachable(bump);
+        // The garbage is out of the young array (its objects say GARBAGE), with a reference
+        // held to each, so nothing it holds is freed while finalizers and callbacks run.
+        let mut n = 0;
+        // Legacy finalizers make cycles uncollectable because they must not run on them; a
+        // heap being torn down runs no finalizer at all, so then they are ordinary garbage.
+        if special.legacy_finalizers && self.rc().user_code_enabled() {
+            n = self.move_legacy_finalizers(&unreachable, bump);
+        }
+        let m = unreachable.len() as u64 - n as u64;
+        if debug.contains(DebugFlags::COLLECTABLE) {
+            for &o in unreachable.iter().filter(|o| self.is_garbage(**o)) {
+                // SAFETY: we hold a reference to every unreachable object.
+                let ty = unsafe { o.type_info() }.name;
+                tracing::info!(target: "gengc", "gc: collectable <{ty} {:#x}>", o.addr());
+            }
+        }
+        if special.weakrefs || special.finalizers {
+            let user_code_before = self.user_code_runs();
+            if special.weakrefs {
+                self.handle_weakrefs(&unreachable, bump);
+            }
+            if special.finalizers {
+                self.finalize_garbage(&unreachable);
+            }
+            // Finalizers and callbacks may have stored references to garbage somewhere live:
+            // recompute which of it is still unreachable; what a resurrected object reaches
+            // survives with it. When no such code ran, nothing can have changed.
+            if self.user_code_runs() != user_code_before {
+                self.handle_resurrected_objects(&unreachable, bump);
+            }
+        }
+        self.delete_garbage(&unreachable, debug.contains(DebugFlags::SAVEALL));
+        (m, n as u64)
+    }
+
+    /// Marks what the stacked objects reach through garbage objects (state GARBAGE) that are
+    /// neither marked nor referenced from outside (`gc_refs > 0`). Returns how many it marked.
     fn propagate_reachable(&self, stack: &mut BumpVec<'_, ObjPtr>) -> usize {
         let mut marked = 0;
         while let Some(obj) = stack.pop() {
             let mut visit = |child: ObjPtr| {
                 // SAFETY: visited pointers are live objects.
                 let header = unsafe { child.header() };
-                if header.upper_flags() & IN_COLLECTION != 0 {
-                    // SAFETY: only young containers carry the flag.
+                if state(header) == GARBAGE {
+                    // SAFETY: only containers of the careful path's list carry this state.
                     let h = unsafe { gc_header(child) };
-                    if !h.reachable.get() && h.gc_refs.get() <= 0 && h.gen.get() != GARBAGE_DEAD {
+                    if !h.reachable.get() && h.gc_refs.get() <= 0 {
                         h.reachable.set(true);
                         marked += 1;
                         stack.push(child);
@@ -506,52 +683,42 @@ impl Collector {
         marked
     }
 
-    /// Whether a young object was found reachable.
-    fn is_reachable(h: &crate::header::GcHeader) -> bool {
-        h.reachable.get() || h.gc_refs.get() > 0
-    }
-
     /// Whether an object found unreachable is still garbage (not resurrected, not
     /// uncollectable, not saved).
     fn is_garbage(&self, obj: ObjPtr) -> bool {
         // SAFETY: called on containers of the unreachable list, to which we hold references.
-        unsafe { gc_header(obj) }.gen.get() == GARBAGE
+        state(unsafe { obj.header() }) == GARBAGE
     }
 
-    /// Takes the unmarked young objects out of the young array into the garbage list (gen
-    /// GARBAGE), with one reference taken to each, and says which special handling the
-    /// garbage needs.
-    fn take_unreachable<'b>(&self, bump: &'b Bump) -> (BumpVec<'b, ObjPtr>, Special) {
+    /// The careful path's start: the objects of the unreachable slots leave the young array
+    /// for a list of garbage (state GARBAGE, counts restored, one reference taken to each,
+    /// `gc_refs` 0, unmarked), in young order; the set is emptied.
+    fn take_unreachable<'b>(&self, bump: &'b Bump) -> BumpVec<'b, ObjPtr> {
         let mut young = self.young.borrow_mut();
-        let mut out = BumpVec::with_capacity_in(young.len() / 4, bump);
-        let mut special = Special::default();
-        for slot in young.iter_mut() {
-            let Some(obj) = *slot else { continue };
-            // SAFETY: young objects are live containers.
+        let mut slots = self.unreachable.borrow_mut();
+        let mut out = BumpVec::with_capacity_in(slots.len(), bump);
+        for i in slots.iter() {
+            let Some(obj) = young[i].take() else { continue };
+            // SAFETY: objects of the unreachable slots are live containers.
             let (h, header) = unsafe { (gc_header(obj), obj.header()) };
-            if !Self::is_reachable(h) {
-                // SAFETY: a live object; the reference is given back in delete_garbage.
-                unsafe { obj.incref() };
-                h.gen.set(GARBAGE);
-                *slot = None;
-                let ty = header.type_info();
-                special.legacy_finalizers |= ty.legacy_finalizer;
-                special.finalizers |= ty.has_finalizer() && !header.is_finalized();
-                special.weakrefs |=
-                    header.has_weakrefs() || std::ptr::eq(ty, WeakRefObj::type_info());
-                out.push(obj);
-            }
+            Self::unpin(h, header);
+            // SAFETY: a live object; the reference is given back in delete_garbage.
+            unsafe { obj.incref() };
+            h.reachable.set(false);
+            set_state(header, GARBAGE);
+            out.push(obj);
         }
-        (out, special)
+        slots.clear();
+        out
     }
 
     /// Puts a garbage object back among the survivors (it was resurrected, is uncollectable,
     /// or is saved in `garbage`).
     fn revive(&self, obj: ObjPtr) {
         // SAFETY: a live container of the unreachable list (we hold a reference).
-        let h = unsafe { gc_header(obj) };
+        let (h, header) = unsafe { (gc_header(obj), obj.header()) };
         let mut young = self.young.borrow_mut();
-        h.gen.set(YOUNG);
+        set_state(header, YOUNG);
         h.reachable.set(true);
         h.index.set(young.len() as u32);
         young.push(Some(obj));
@@ -638,13 +805,10 @@ impl Collector {
         }
         let mut visit = |child: ObjPtr| {
             // SAFETY: visited pointers are live.
-            let header = unsafe { child.header() };
-            if header.upper_flags() & IN_COLLECTION != 0 {
-                // SAFETY: only collected containers carry the flag.
+            if state(unsafe { child.header() }) == GARBAGE {
+                // SAFETY: only containers of the careful path's list carry this state.
                 let h = unsafe { gc_header(child) };
-                if h.gen.get() == GARBAGE {
-                    h.gc_refs.set(h.gc_refs.get() - 1);
-                }
+                h.gc_refs.set(h.gc_refs.get() - 1);
             }
         };
         for obj in garbage() {
@@ -664,8 +828,7 @@ impl Collector {
         self.propagate_reachable(&mut stack);
         for &obj in unreachable {
             // SAFETY: as above.
-            let h = unsafe { gc_header(obj) };
-            if h.gen.get() == GARBAGE && h.reachable.get() {
+            if self.is_garbage(obj) && unsafe { gc_header(obj) }.reachable.get() {
                 self.revive(obj);
             }
         }
@@ -680,10 +843,7 @@ impl Collector {
         // Every death inside is deferred to one loop at the end, so no object of the list is
         // freed while the list is walked: each can be cleared and let go in the same pass.
         rc.defer_frees(|| {
-            for (i, &obj) in unreachable.iter().enumerate() {
-                if let Some(&ahead) = unreachable.get(i + PREFETCH_DISTANCE) {
-                    prefetch_children(ahead);
-                }
+            for &obj in unreachable {
                 if self.is_garbage(obj) {
                     if save_all {
                         // SAFETY: live; garbage owns the new reference.
@@ -693,7 +853,7 @@ impl Collector {
                     } else {
                         // No longer garbage to the collector's visitors: it is being cleared.
                         // SAFETY: we hold a reference to obj.
-                        unsafe { gc_header(obj) }.gen.set(GARBAGE_DEAD);
+                        set_state(unsafe { obj.header() }, GARBAGE_DEAD);
                         // SAFETY: as above; the handle borrows it without count changes.
                         let handle =
                             std::mem::ManuallyDrop::new(unsafe { ObjRef::from_owned(obj) });
@@ -711,20 +871,34 @@ impl Collector {
     /// surviving its clear) moves to generation `old`. Returns how many.
     fn move_survivors(&self, old: usize) -> usize {
         let mut young = std::mem::take(&mut *self.young.borrow_mut());
+        let mut garbage = self.unreachable.borrow_mut();
         let mut dest = self.gens[old].borrow_mut();
-        dest.reserve(young.len());
+        dest.reserve(young.len() - garbage.len());
         let before = dest.len();
-        for obj in young.iter().flatten() {
-            // SAFETY: objects still in the young array are live containers.
-            let (h, header) = unsafe { (gc_header(*obj), obj.header()) };
-            h.gen.set(GEN_BASE + old as u8);
-            h.index.set(dest.len() as u32);
-            h.reachable.set(false);
-            header.set_upper_flags(header.upper_flags() & !IN_COLLECTION);
-            dest.push(*obj);
+        // 64 slots at a time: a run of garbage costs one test of its word.
+        for (w, chunk) in young.chunks(64).enumerate() {
+            let dead = garbage.word(w);
+            if dead == !0 {
+                continue;
+            }
+            for (i, slot) in chunk.iter().enumerate() {
+                let Some(obj) = *slot else { continue };
+                if dead & (1 << i) != 0 {
+                    continue;
+                }
+                // SAFETY: objects still in the young array, outside the unreachable set, are
+                // live containers.
+                let (h, header) = unsafe { (gc_header(obj), obj.header()) };
+                set_state(header, GEN_BASE + old as u8);
+                h.index.set(dest.len() as u32);
+                h.reachable.set(false);
+                h.gc_refs.set(0);
+                dest.push(obj);
+            }
         }
         let moved = dest.len() - before;
         drop(dest);
+        garbage.clear();
         // Keep the array's capacity for the next collection.
         young.clear();
         *self.young.borrow_mut() = young;
@@ -732,7 +906,7 @@ impl Collector {
     }
 }
 
-/// What the garbage of a collection needs beyond clearing.
+/// What the garbage of a collection needs beyond freeing.
 #[derive(Default)]
 struct Special {
     legacy_finalizers: bool,
@@ -740,16 +914,37 @@ struct Special {
     weakrefs: bool,
 }
 
-/// How many objects ahead the scans prefetch: enough to hide a memory access, few enough that
-/// the prefetched lines are still in cache when used.
-const PREFETCH_DISTANCE: usize = 8;
+impl Special {
+    /// Adds what an unreachable object needs.
+    #[inline]
+    fn note(&mut self, header: &ObjHeader) {
+        let ty = header.type_info();
+        self.legacy_finalizers |= ty.legacy_finalizer;
+        self.finalizers |= ty.has_finalizer() && !header.is_finalized();
+        self.weakrefs |= header.has_weakrefs() || std::ptr::eq(ty, WeakRefObj::type_info());
+    }
 
-/// Asks the CPU to start loading the collector's header of each child of `obj`.
-fn prefetch_children(obj: ObjPtr) {
-    let mut visit = |child: ObjPtr| prefetch(child.as_non_null().as_ptr().cast());
-    // SAFETY: obj is a live object of the collection (young or held garbage); the visitor
-    // only issues prefetches, which read nothing the program sees.
-    unsafe { refcount::trace(obj, &mut Visit::new(&mut visit)) };
+    /// Whether the garbage needs nothing but freeing.
+    fn none(&self) -> bool {
+        !(self.legacy_finalizers || self.finalizers || self.weakrefs)
+    }
+}
+
+/// How many visited references `update_and_subtract_refs` gathers before it prefetches them
+/// (and subtracts the batch before): enough to keep the memory system busy, few enough that
+/// the prefetched lines are still in cache when used.
+const EDGE_BATCH: usize = 32;
+
+/// How far (in bytes) a reference may lead from its referrer and still count as near: objects
+/// made one after the other sit within a few blocks of each other, in the same pages.
+const NEAR: usize = 4096;
+
+/// Asks the CPU to start loading an object's header and the collector's header before it.
+#[inline(always)]
+fn prefetch_header(obj: ObjPtr) {
+    let addr = obj.as_non_null().as_ptr().cast::<u8>();
+    prefetch(addr.wrapping_sub(16));
+    prefetch(addr.wrapping_add(8));
 }
 
 #[inline(always)]
@@ -758,10 +953,7 @@ fn prefetch(addr: *const u8) {
     // SAFETY: a prefetch is a hint: it never faults and has no effect the program can observe,
     // whatever the address.
     unsafe {
-        std::arch::x86_64::_mm_prefetch(
-            addr.cast::<i8>().wrapping_sub(16),
-            std::arch::x86_64::_MM_HINT_T0,
-        )
+        std::arch::x86_64::_mm_prefetch(addr.cast::<i8>(), std::arch::x86_64::_MM_HINT_T0)
     };
     #[cfg(not(all(target_arch = "x86_64", not(miri))))]
     let _ = addr;

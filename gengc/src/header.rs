@@ -1,39 +1,50 @@
-//! The GC header: the two words the refcount tier reserves in front of every container.
-//! This module owns its layout and the only code that turns an object into its header.
+//! The collector's per-object state: the GC header, the two words the refcount tier reserves in
+//! front of every container, and the tracking state, in the object header's upper flag bits.
+//! This module owns their layout and the only code that turns an object into either.
 //!
 //! ```text
-//!   +------------------+----------------+--------+--------+---------+
-//!   | gc_refs: i64     | index: u32     | gen: u8| mark:u8| (2 pad) |   16 bytes
-//!   +------------------+----------------+--------+--------+---------+
-//!   gen:    0, 1, 2 = the generations, 3 = permanent (frozen), stored off by one; YOUNG = in
-//!           the array of a running collection; GARBAGE = in its unreachable list; GARBAGE_DEAD
-//!           = being cleared; UNTRACKED = 0 (zero-initialised objects start untracked)
-//!   index:  the object's slot in the Vec of its generation (or of the running collection)
-//!   gc_refs: during a collection, the references from outside the collected set
-//!   mark:   during a collection, whether the object is known reachable
+//!   pre-header (GcHeader)                                      ObjHeader
+//!   +------------------+----------------+--------+---------+  +--------+---------------+----+
+//!   | gc_refs: i64     | index: u32     | mark:u8| (3 pad) |  | refcnt | flags: state  | ty |
+//!   +------------------+----------------+--------+---------+  +--------+---------------+----+
+//!   state:   (upper 16 flag bits) UNTRACKED = 0 (zeroed objects and atoms start untracked);
+//!            1..=4 = generations 0, 1, 2 and permanent, stored off by one; YOUNG = in the array
+//!            of a running collection; UNREACHABLE = found unreachable by its scan, count
+//!            pinned; GARBAGE = in the unreachable list of the careful path; GARBAGE_DEAD =
+//!            being cleared
+//!   index:   the object's slot in the Vec of its generation or of the running collection
+//!   gc_refs: 0 outside a collection; during one, the references from outside the collected
+//!            set; for an UNREACHABLE object, its true count
+//!   mark:    during a collection, whether the object is known reachable
 //! ```
+//!
+//! The state lives in the object header, not the GC header, so that one load of any visited
+//! object (a container or an atom) says whether it takes part in the collection.
 
 use std::cell::Cell;
 
-use refcount::{ObjPtr, CONTAINER_PRE_HEADER};
+use refcount::{ObjHeader, ObjPtr, CONTAINER_PRE_HEADER};
 
-/// The generation number of objects that are not tracked.
+/// Objects that are not tracked (atoms always: their upper flags are zero).
 pub(crate) const UNTRACKED: u8 = 0;
 /// Generations are stored off by one so that a zeroed header means untracked.
 pub(crate) const GEN_BASE: u8 = 1;
 /// Objects in the array of a running collection.
 pub(crate) const YOUNG: u8 = GEN_BASE + 4;
-/// Objects a running collection found unreachable (in its garbage list, not in an array).
-pub(crate) const GARBAGE: u8 = GEN_BASE + 5;
+/// Objects a running collection's scan found unreachable: their young slots in its unreachable
+/// set, their count pinned at `IMMORTAL` (the true count kept in `gc_refs`) until they are
+/// freed or rescued.
+pub(crate) const UNREACHABLE: u8 = GEN_BASE + 5;
+/// Objects the careful path holds as garbage (in its list, one reference held to each).
+pub(crate) const GARBAGE: u8 = GEN_BASE + 6;
 /// Garbage being cleared: no longer a candidate for anything, dies when its count falls.
-pub(crate) const GARBAGE_DEAD: u8 = GEN_BASE + 6;
+pub(crate) const GARBAGE_DEAD: u8 = GEN_BASE + 7;
 
-/// The collector's per-object state.
+/// The collector's per-object numbers.
 #[repr(C)]
 pub(crate) struct GcHeader {
     pub gc_refs: Cell<i64>,
     pub index: Cell<u32>,
-    pub gen: Cell<u8>,
     pub reachable: Cell<bool>,
 }
 
@@ -48,4 +59,16 @@ pub(crate) unsafe fn gc_header<'a>(obj: ObjPtr) -> &'a GcHeader {
     // SAFETY: containers have CONTAINER_PRE_HEADER bytes in front of the header, zeroed at
     // allocation (a valid GcHeader: all Cells of integers) and written only through Cells.
     unsafe { obj.pre_header().cast::<GcHeader>().as_ref() }
+}
+
+/// The tracking state of any object (UNTRACKED for atoms).
+#[inline]
+pub(crate) fn state(header: &ObjHeader) -> u8 {
+    header.upper_flags() as u8
+}
+
+/// Sets the tracking state of a container.
+#[inline]
+pub(crate) fn set_state(header: &ObjHeader, state: u8) {
+    header.set_upper_flags(u16::from(state));
 }

@@ -8,7 +8,6 @@ use raw_alloc::OutOfMemory;
 use refcount::{ContainerHook, ObjPtr, ObjRef, Object, RcHeap, Ref, Visit};
 
 use crate::collector::{Collector, GcCallback, NUM_GENERATIONS};
-use crate::header::gc_header;
 use crate::stats::{GcStats, GenerationState, GenerationStats};
 use crate::DebugFlags;
 
@@ -314,10 +313,8 @@ impl Drop for GcHeap {
         // collector's arrays.
         for g in 0..=NUM_GENERATIONS {
             for obj in self.collector.objects_of(g) {
-                // SAFETY: a live tracked container.
-                unsafe { gc_header(obj.as_ptr()) }
-                    .gen
-                    .set(crate::header::UNTRACKED);
+                // The handle keeps the container alive.
+                crate::header::set_state(obj.header(), crate::header::UNTRACKED);
                 std::mem::forget(obj); // objects_of added a reference; keep them alive
             }
         }

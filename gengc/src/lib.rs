@@ -10,29 +10,41 @@
 //!
 //!   Collector
 //!     gens[0]  gens[1]  gens[2]  permanent        Vec<ObjPtr> each; a container's GC header
-//!     count/threshold per generation (700,10,10)   (its 16-byte pre-header) holds its slot:
-//!     garbage, callbacks, debug flags, stats       track = push, untrack = swap_remove
-//!     young: the array of a running collection     scratch: a bumpalo arena, reset per run
+//!     count/threshold per generation (700,10,10)   (its 16-byte pre-header) holds its slot,
+//!     garbage, callbacks, debug flags, stats       its object header the tracking state:
+//!     young: the array of a running collection     track = push, untrack = swap_remove
+//!     unreachable: a bit per young slot            scratch: a bumpalo arena, reset per run
 //!
-//!   collect(g):  gather_young ─> update_refs ─> subtract_refs ─> move_unreachable
-//!                ─> move_legacy_finalizers ─> handle_weakrefs ─> finalize_garbage
-//!                ─> handle_resurrected_objects ─> delete_garbage ─> move_survivors
+//!   collect(g):  update_and_subtract_refs ─> move_unreachable (scan, then rescue)
+//!                ├─ common garbage (no finalizer to run, no weakref, no SAVEALL):
+//!                │    delete_garbage_in_bulk ── RcHeap::free_garbage (drop all, free all)
+//!                └─ otherwise, CPython's careful path: take_unreachable
+//!                     ─> move_legacy_finalizers ─> handle_weakrefs ─> finalize_garbage
+//!                     ─> handle_resurrected_objects ─> delete_garbage
+//!                ─> move_survivors
 //! ```
 //!
 //! ## Invariants
 //! - Every tracked container is in exactly one generation array, at the index its GC header
-//!   says; a container that dies is untracked first (the refcount tier calls the hook).
-//! - During a collection, the young array holds the collected generations; `gc_refs` of a young
-//!   object is, after `subtract_refs`, the number of references from outside the young set.
-//! - The collector holds a reference to every object it found unreachable until deletion ends,
-//!   so nothing it works on is freed under it; finalizers and callbacks may allocate, drop,
-//!   resurrect, or call `collect` (which returns 0 at once while a collection runs).
+//!   says; a container that dies is untracked first (the refcount tier calls the hook), except
+//!   garbage freed in bulk, which the collector forgets itself.
+//! - Outside a collection `gc_refs` is 0, so one sweep both counts and subtracts. During a
+//!   collection, the young array holds the collected generations; `gc_refs` of a young object
+//!   is, after `update_and_subtract_refs`, the number of references from outside the young set.
+//! - The scan pins the count of each object it finds unreachable at `IMMORTAL` (the true count
+//!   in `gc_refs`) until the object is freed or given its count back (rescued, or taken by the
+//!   careful path); no user code runs while a count is pinned.
+//! - On the careful path the collector holds a reference to every object it found unreachable
+//!   until deletion ends, so nothing it works on is freed under it; finalizers and callbacks
+//!   may allocate, drop, resurrect, or call `collect` (which returns 0 at once while a
+//!   collection runs).
 //! - No phase recurses: reachability is propagated with an explicit stack in scratch memory, so
 //!   a ring or chain of ten million objects is collected on an 8 MiB stack.
 //! - Free lists are cleared by every full collection, as in CPython.
 //!
 //! ## What this tier never does
-//! It never frees a block (refcounting does, when `clear` drops the last references), never
+//! It never frees a block: refcounting does, when `clear` drops the last references, or when
+//! the collector hands it garbage whose counts it pinned (`RcHeap::free_garbage`). It never
 //! allocates objects, and never knows an object's type beyond its `TypeInfo`.
 
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -40,6 +52,7 @@
 mod collector;
 mod header;
 mod heap;
+mod slots;
 mod stats;
 
 pub use collector::{GcCallback, DEFAULT_THRESHOLDS, NUM_GENERATIONS};

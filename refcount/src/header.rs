@@ -86,7 +86,15 @@ impl ObjHeader {
         n == 1
     }
 
-    pub(crate) fn set_refcnt(&self, n: u32) {
+    /// Replaces the count.
+    ///
+    /// # Safety
+    /// Only for a caller that owns every reference to the object and accounts for them: the
+    /// collector pins garbage at [`IMMORTAL`] while it frees it (see
+    /// [`RcHeap::free_garbage`](crate::RcHeap::free_garbage)) and gives back the true count
+    /// of an object it turns out not to free. A wrong count frees a live object or leaks one.
+    #[inline]
+    pub unsafe fn set_refcnt(&self, n: u32) {
         self.refcnt.set(n)
     }
 

@@ -86,6 +86,11 @@ pub struct RcHeap {
     /// Whether the deallocation loop is running (nested deaths go to `pending`).
     deallocating: Cell<bool>,
     pending: RefCell<Vec<ObjPtr>>,
+    /// The lengths of the variable-size objects of a [`free_garbage`](Self::free_garbage) call,
+    /// read after their payloads are gone (kept for its capacity).
+    garbage_lens: Cell<Vec<usize>>,
+    /// The children of a garbage object, gathered to be prefetched (kept for its capacity).
+    garbage_children: Cell<Vec<ObjPtr>>,
     pub(crate) weak: WeakTable,
     /// The allocation kind of each type, by [`TypeInfo::index`].
     kinds: RefCell<Vec<Option<KindId>>>,
@@ -105,6 +110,8 @@ impl RcHeap {
             alloc: ObjAlloc::new(config)?,
             deallocating: Cell::new(false),
             pending: RefCell::new(Vec::new()),
+            garbage_lens: Cell::new(Vec::new()),
+            garbage_children: Cell::new(Vec::new()),
             weak: WeakTable::default(),
             kinds: RefCell::new(Vec::new()),
             hook: Cell::new(None),
@@ -454,6 +461,88 @@ impl RcHeap {
         self.bump(|c| c.freed += 1);
     }
 
+    /// Frees a cycle collector's garbage in bulk: objects that only reference each other, none
+    /// with a finalizer left to run or a weak reference (the common case of a collection).
+    ///
+    /// Each payload is dropped, in the order `garbage` yields the objects, as
+    /// [`dealloc_one`](Self::dealloc_one) drops it: references to objects outside the set are
+    /// released (what dies of it waits on the pending stack, in recursive-drop order), while
+    /// references between members change nothing, because the caller pinned every member's
+    /// count at [`IMMORTAL`](crate::IMMORTAL). Only then are the blocks freed, in the same
+    /// order (no payload drop can touch a freed member); then what died meanwhile is freed.
+    /// Compared with dropping the last reference to each member, no member passes through the
+    /// pending stack or the container hook. With `prefetch_children`, the children of the
+    /// object a few turns ahead are prefetched before each payload drop: it pays when they are
+    /// scattered in memory (each drop then waits on their headers), and costs a trace per
+    /// object when they are near. Returns how many objects were freed.
+    ///
+    /// # Safety
+    /// Every call of `garbage` yields the same live objects of this heap, each once. Each has
+    /// its count set to `IMMORTAL` by the caller, is referenced by nothing but members of the
+    /// set (no handle, no object outside), has no finalizer left to run and no weak
+    /// references, and is no longer tracked by the container hook's owner (the caller
+    /// accounts for its death there).
+    pub unsafe fn free_garbage<I: Iterator<Item = ObjPtr>>(
+        &self,
+        garbage: impl Fn() -> I,
+        prefetch_children: bool,
+    ) -> u64 {
+        self.defer_frees(|| {
+            let mut lens = self.garbage_lens.take();
+            lens.clear();
+            let mut children = self.garbage_children.take();
+            let mut ahead = garbage().skip(PREFETCH_AHEAD);
+            for obj in garbage() {
+                // The payload drops below read the header of every child (a random graph's
+                // children are anywhere): ask for the children of an object a few turns ahead.
+                if let Some(next) = ahead.next().filter(|_| prefetch_children) {
+                    // SAFETY: a live member; the visitor only gathers pointers.
+                    unsafe { trace(next, &mut crate::Visit::into_vec(&mut children)) };
+                    for &child in &children {
+                        prefetch(child.as_non_null().as_ptr().cast());
+                    }
+                    children.clear();
+                }
+                // SAFETY: a live member (contract); its payload is dropped once, here.
+                unsafe {
+                    let ty = obj.type_info();
+                    debug_assert!(obj.header().is_immortal() && !obj.header().has(HAS_WEAKREFS));
+                    if ty.is_var() {
+                        lens.push(ty.len_of(obj.payload()));
+                    }
+                    let mark = self.pending.borrow().len();
+                    (ty.drop_payload)(obj.payload());
+                    let mut pending = self.pending.borrow_mut();
+                    if pending.len() > mark + 1 {
+                        pending[mark..].reverse();
+                    }
+                }
+            }
+            let mut var_lens = lens.iter();
+            let mut freed = 0;
+            for obj in garbage() {
+                // SAFETY: a member whose payload was dropped above: its header is intact, and
+                // no member's block is freed before every payload is gone.
+                unsafe {
+                    let ty = obj.type_info();
+                    let len = if ty.is_var() {
+                        *var_lens
+                            .next()
+                            .expect("one length per variable-size member")
+                    } else {
+                        0
+                    };
+                    self.free_block(obj, ty, len);
+                }
+                freed += 1;
+            }
+            self.garbage_lens.set(lens);
+            self.garbage_children.set(children);
+            self.bump(|c| c.freed += freed);
+            freed
+        })
+    }
+
     /// Runs the finalizer of a dying object once (PEP 442). Returns true when it resurrected
     /// the object (its count is above zero afterwards).
     ///
@@ -479,7 +568,8 @@ impl RcHeap {
             self.report_panic("finalizer", ty.name, panic);
         }
         let after = header.refcnt() - 1;
-        header.set_refcnt(after);
+        // SAFETY: removes the temporary reference added above.
+        unsafe { header.set_refcnt(after) };
         if after > before {
             self.bump(|c| c.resurrected += 1);
             return true;
@@ -599,6 +689,22 @@ impl Drop for RcHeap {
         // (uncollected cycles, immortals): their memory goes with the arenas.
         self.hook.set(None);
     }
+}
+
+/// How many objects ahead [`RcHeap::free_garbage`] prefetches the children of the garbage.
+const PREFETCH_AHEAD: usize = 8;
+
+/// Asks the CPU to start loading the cache line at `addr`.
+#[inline(always)]
+fn prefetch(addr: *const u8) {
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    // SAFETY: a prefetch is a hint: it never faults and has no effect the program can observe,
+    // whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch(addr.cast::<i8>(), std::arch::x86_64::_MM_HINT_T0)
+    };
+    #[cfg(not(all(target_arch = "x86_64", not(miri))))]
+    let _ = addr;
 }
 
 /// The text of a panic's payload.

@@ -12,7 +12,10 @@
 //!   dying ones included). Then CPython's phases: legacy finalizers and what they reach to
 //!   `garbage`, weakrefs cleared and callbacks of the live ones run, finalizers run,
 //!   resurrection recomputed by the same search, the rest cleared and released in one deferred
-//!   deallocation loop. Generations are arrays in tracking order (track = push, untrack =
+//!   deallocation loop. Garbage that needs none of these phases (no finalizer to run, no
+//!   weakref, no DEBUG_SAVEALL) is freed in bulk instead: every payload dropped in order (its
+//!   references to other garbage uncounted), then every object freed, then the deaths outside
+//!   it. Generations are arrays in tracking order (track = push, untrack =
 //!   swap-remove, as `ARCHITECTURE.md` documents), so the model knows the order the collector
 //!   visits objects in, and finalizers and callbacks are compared in exact order.
 //! - **Counts and thresholds**: every container's birth counts, every container's death
@@ -1066,6 +1069,46 @@ impl Model {
                 unreachable.push(id);
             }
         }
+
+        // The common case: no garbage object has a finalizer left to run or weak references
+        // (nor is one), and nothing is saved. Every payload is dropped in order, its references
+        // to other garbage having no effect, the deaths outside waiting on the pending stack;
+        // then every garbage object is freed; then the pending stack drains.
+        let needs_care = |o: &MObj| {
+            o.legacy()
+                || (o.finalizer().is_some() && !o.finalized)
+                || !o.weakrefs.is_empty()
+                || o.kind == MKind::WeakRef
+        };
+        if !self.saveall && !unreachable.iter().any(|&id| needs_care(&self.objs[id])) {
+            let set: HashSet<Id> = unreachable.iter().copied().collect();
+            let outer = std::mem::replace(&mut self.deallocating, true);
+            for &id in &unreachable {
+                let mark = self.pending.len();
+                for x in self.objs[id].edges() {
+                    if !set.contains(&x) {
+                        self.decref(x);
+                    }
+                }
+                if self.pending.len() > mark + 1 {
+                    self.pending[mark..].reverse();
+                }
+            }
+            for &id in &unreachable {
+                self.counts[0] = self.counts[0].saturating_sub(1);
+                let o = &mut self.objs[id];
+                o.gen = Gen::Untracked;
+                o.count = 0;
+                o.alive = false;
+                self.c.freed += 1;
+            }
+            if !outer {
+                self.drain();
+                self.deallocating = false;
+            }
+            return self.finish_collection(g, old, unreachable.len() as u64, 0);
+        }
+
         for &id in &unreachable {
             let o = &mut self.objs[id];
             o.gen = Gen::Garbage;
@@ -1166,7 +1209,11 @@ impl Model {
             self.deallocating = false;
         }
 
-        // Survivors move to the next generation.
+        self.finish_collection(g, old, m, n)
+    }
+
+    /// Survivors move to the next generation; the stats count the collection.
+    fn finish_collection(&mut self, g: usize, old: usize, m: u64, n: u64) -> (u64, u64) {
         let survivors: Vec<Id> = std::mem::take(&mut self.young)
             .into_iter()
             .flatten()
