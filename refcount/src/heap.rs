@@ -465,7 +465,7 @@ impl RcHeap {
     /// with a finalizer left to run or a weak reference (the common case of a collection).
     ///
     /// Each payload is dropped, in the order `garbage` yields the objects, as
-    /// [`dealloc_one`](Self::dealloc_one) drops it: references to objects outside the set are
+    /// `dealloc_one` drops it: references to objects outside the set are
     /// released (what dies of it waits on the pending stack, in recursive-drop order), while
     /// references between members change nothing, because the caller pinned every member's
     /// count at [`IMMORTAL`](crate::IMMORTAL). Only then are the blocks freed, in the same
