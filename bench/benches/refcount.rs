@@ -51,7 +51,9 @@ impl Trace for Node<'_> {
     }
 }
 
-static NODE: TypeInfo = TypeInfo::new::<Node<'static>>("node");
+// SAFETY: the trace reports each reference the payload holds, once, and dropping it only
+// drops references.
+static NODE: TypeInfo = unsafe { TypeInfo::new::<Node<'static>>("node").assume_exact_trace() };
 
 impl Object for Node<'_> {
     const CONTAINER: bool = true;

@@ -314,7 +314,8 @@ impl Collector {
         // the young array are reachable from outside the young set (see move_unreachable).
 
         let (m, n) = if special.none() && !debug.contains(DebugFlags::SAVEALL) {
-            // The common case: no user code can run on the garbage, and none of it is kept.
+            // The common case: no user code can run on the garbage, none of it is kept, and
+            // every type's trace is exact (TypeInfo::assume_exact_trace).
             self.log_collectable(debug);
             (self.delete_garbage_in_bulk(), 0)
         } else {
@@ -912,6 +913,9 @@ struct Special {
     legacy_finalizers: bool,
     finalizers: bool,
     weakrefs: bool,
+    /// A type without the promise of an exact trace: its garbage must be cleared and left to
+    /// reference counting (a wrong trace then leaks or clears, but never frees a live object).
+    inexact_traces: bool,
 }
 
 impl Special {
@@ -922,11 +926,12 @@ impl Special {
         self.legacy_finalizers |= ty.legacy_finalizer;
         self.finalizers |= ty.has_finalizer() && !header.is_finalized();
         self.weakrefs |= header.has_weakrefs() || std::ptr::eq(ty, WeakRefObj::type_info());
+        self.inexact_traces |= !ty.has_exact_trace();
     }
 
     /// Whether the garbage needs nothing but freeing.
     fn none(&self) -> bool {
-        !(self.legacy_finalizers || self.finalizers || self.weakrefs)
+        !(self.legacy_finalizers || self.finalizers || self.weakrefs || self.inexact_traces)
     }
 }
 

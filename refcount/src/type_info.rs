@@ -155,6 +155,8 @@ pub struct TypeInfo {
     pub(crate) trace: unsafe fn(NonNull<u8>, &mut Visit<'_>),
     pub(crate) clear: unsafe fn(NonNull<u8>),
     pub(crate) finalize: Option<fn(&ObjRef<'_>)>,
+    /// Whether the type promised an exact trace (see [`assume_exact_trace`](Self::assume_exact_trace)).
+    exact_trace: bool,
 }
 
 impl std::fmt::Debug for TypeInfo {
@@ -193,7 +195,31 @@ impl TypeInfo {
             } else {
                 None
             },
+            exact_trace: false,
         }
+    }
+
+    /// Promises that the collector may free garbage of this type directly: dropped and freed
+    /// without counting the references among the garbage, the fast path of a collection
+    /// (CPython clears garbage and lets reference counting free it: slower, and it needs no
+    /// promise). Types without it take that careful path.
+    ///
+    /// # Safety
+    /// For every object of the type: [`Trace::trace`] never reports more than the object holds:
+    /// each reference it reports is a strong reference the object holds, reported once (one
+    /// reported that is not held, or twice, can make an object held from outside look like
+    /// garbage, which would then be freed while referenced; leaving references out only
+    /// leaks). And dropping the payload makes no new reference to any object (no clone of a
+    /// handle that outlives the drop) and runs no code that could.
+    pub const unsafe fn assume_exact_trace(mut self) -> TypeInfo {
+        self.exact_trace = true;
+        self
+    }
+
+    /// Whether the type promised an exact trace ([`assume_exact_trace`](Self::assume_exact_trace)).
+    #[inline]
+    pub fn has_exact_trace(&self) -> bool {
+        self.exact_trace
     }
 
     /// The descriptor of a variable-size type `T` (see [`VarObject`]).

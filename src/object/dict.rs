@@ -105,7 +105,9 @@ impl Drop for Dict<'_> {
     }
 }
 
-static DICT: TypeInfo = TypeInfo::new::<Dict<'static>>("dict");
+// SAFETY: the trace reports each reference the payload holds, once, and dropping it only
+// drops references.
+static DICT: TypeInfo = unsafe { TypeInfo::new::<Dict<'static>>("dict").assume_exact_trace() };
 impl Object for Dict<'_> {
     const CONTAINER: bool = true;
     const POLICY: Policy = Policy::DICT;

@@ -136,6 +136,8 @@ impl<'h> Class<'h> {
 }
 
 impl Trace for Class<'_> {}
+// Not a container (its shared keys are strs), so never garbage; and no exact-trace promise
+// either: it holds its instances' finalizers, closures whose captures' drops are user code.
 static CLASS: TypeInfo = TypeInfo::new::<Class<'static>>("type");
 impl Object for Class<'_> {
     fn type_info() -> &'static TypeInfo {
@@ -429,7 +431,11 @@ macro_rules! instance_type {
                 self.0.clear_attrs()
             }
         }
-        static $static: TypeInfo = TypeInfo::new::<$name<'static>>($type_name);
+        // SAFETY: the trace reports each reference the instance holds (its class, its
+        // attributes' containers), once; dropping it only drops references (its finalizer is
+        // `finalize`, which the collector runs on its careful path).
+        static $static: TypeInfo =
+            unsafe { TypeInfo::new::<$name<'static>>($type_name).assume_exact_trace() };
         impl Object for $name<'_> {
             const CONTAINER: bool = true;
             const HAS_FINALIZER: bool = $has;

@@ -83,7 +83,10 @@ impl Trace for Opaque<'_> {
     }
 }
 
-static OPAQUE: TypeInfo = TypeInfo::new_var::<Opaque<'static>>("opaque");
+// SAFETY: the trace reports each reference the payload holds, once, and dropping it only
+// drops references.
+static OPAQUE: TypeInfo =
+    unsafe { TypeInfo::new_var::<Opaque<'static>>("opaque").assume_exact_trace() };
 impl Object for Opaque<'_> {
     const CONTAINER: bool = true;
     fn type_info() -> &'static TypeInfo {

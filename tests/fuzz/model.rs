@@ -13,7 +13,8 @@
 //!   `garbage`, weakrefs cleared and callbacks of the live ones run, finalizers run,
 //!   resurrection recomputed by the same search, the rest cleared and released in one deferred
 //!   deallocation loop. Garbage that needs none of these phases (no finalizer to run, no
-//!   weakref, no DEBUG_SAVEALL) is freed in bulk instead: every payload dropped in order (its
+//!   weakref, no DEBUG_SAVEALL; every container type of the façade promises an exact trace) is
+//!   freed in bulk instead: every payload dropped in order (its
 //!   references to other garbage uncounted), then every object freed, then the deaths outside
 //!   it. Generations are arrays in tracking order (track = push, untrack =
 //!   swap-remove, as `ARCHITECTURE.md` documents), so the model knows the order the collector
