@@ -431,10 +431,10 @@ macro_rules! instance_type {
                 self.0.clear_attrs()
             }
         }
-        // SAFETY: the trace reports each reference the instance holds (its class, its
-        // attributes' containers), once; dropping it only drops references (its finalizer is
-        // `finalize`, which the collector runs on its careful path).
         static $static: TypeInfo =
+            // SAFETY: the trace reports references the instance holds (its class, its
+            // attributes' containers), each once; dropping it only drops references (its
+            // finalizer is `finalize`, which the collector runs on its careful path).
             unsafe { TypeInfo::new::<$name<'static>>($type_name).assume_exact_trace() };
         impl Object for $name<'_> {
             const CONTAINER: bool = true;
