@@ -8,9 +8,16 @@
 //!   Table ──> +--------+--------------------------+--------------------------------+
 //!             | Header | index: 2^log2 slots       | entries: cap x (key, value)    |
 //!             +--------+--------------------------+--------------------------------+
-//!               16 B     1, 2, 4 or 8 bytes each    16 B each, in insertion order
+//!              8 or 16 B  1, 2, 4 or 8 bytes each    16 B each, in insertion order
 //! ```
 //!
+//! - The **header** is 8 bytes while the table has no index or one of 1-byte slots (its
+//!   counts then fit in a byte), 16 bytes after; its first byte is `log2` in both forms, so a
+//!   reader knows which it is.
+//! - A table of up to [`LINEAR_MAX`] entries has **no index** (`log2` is [`LINEAR`]): a lookup
+//!   compares the key with each entry in order, identity first, then [`key_eq`] (a str's
+//!   cached hash rejects most). Most dicts are this small; the 8- or 16-slot index they would
+//!   otherwise need costs a 16-byte step of the block for most of them.
 //! - The **index** is an open-addressed hash table of entry numbers (CPython's `dk_indices`):
 //!   1-byte slots for tables of up to 128 slots, 2-byte up to 2^15, then 4 and 8. A slot is
 //!   `EMPTY`, `DUMMY` (its entry was deleted: probing goes on past it) or an entry number.
@@ -51,10 +58,12 @@ use refcount::{ObjRef, Visit};
 use super::{key_eq, key_hash};
 use crate::HeapError;
 
-/// The bytes of the header at the start of a table's block.
-const HEADER_SIZE: usize = std::mem::size_of::<Header>();
 /// The smallest index: 8 slots (CPython's `PyDict_MINSIZE`).
 const MIN_LOG2: u8 = 3;
+/// The `log2` of a table without an index (its entries are searched in order).
+const LINEAR: u8 = 0;
+/// The most entries of a table without an index: as many as a 16-slot index serves.
+const LINEAR_MAX: usize = 10;
 /// An index slot never used since the last rebuild.
 const EMPTY: i64 = -1;
 /// An index slot whose entry was deleted.
@@ -62,8 +71,8 @@ const DUMMY: i64 = -2;
 /// Probing's perturbation shift (CPython's `PERTURB_SHIFT`).
 const PERTURB_SHIFT: u32 = 5;
 
-/// The start of a table's block.
-#[repr(C)]
+/// A table's header, decoded (see [`SmallHeader`] and [`LargeHeader`] for the stored forms).
+#[derive(Clone, Copy)]
 struct Header {
     /// Live entries.
     len: u32,
@@ -77,6 +86,43 @@ struct Header {
     container_keys: bool,
 }
 
+/// The stored header of a table with 1-byte index slots (`log2 <= SMALL_LOG2`): its counts
+/// are at most `usable(SMALL_LOG2)` = 85.
+#[repr(C)]
+struct SmallHeader {
+    log2: u8,
+    container_keys: bool,
+    len: u8,
+    nentries: u8,
+    cap: u8,
+    _pad: [u8; 3],
+}
+
+/// The stored header of a larger table.
+#[repr(C)]
+struct LargeHeader {
+    log2: u8,
+    container_keys: bool,
+    _pad: [u8; 2],
+    len: u32,
+    nentries: u32,
+    cap: u32,
+}
+
+/// The largest index with the short header (its slots are 1 byte, see `index_width`).
+const SMALL_LOG2: u8 = 7;
+const _: () =
+    assert!(std::mem::size_of::<SmallHeader>() == 8 && std::mem::size_of::<LargeHeader>() == 16);
+
+/// The bytes of the header of a block whose index has `1 << log2` slots.
+fn header_size(log2: u8) -> usize {
+    if log2 <= SMALL_LOG2 {
+        std::mem::size_of::<SmallHeader>()
+    } else {
+        std::mem::size_of::<LargeHeader>()
+    }
+}
+
 /// One entry: both `None` once deleted.
 struct Entry<'h> {
     key: Option<ObjRef<'h>>,
@@ -84,10 +130,13 @@ struct Entry<'h> {
 }
 
 const ENTRY_SIZE: usize = std::mem::size_of::<Entry<'static>>();
-const _: () = assert!(ENTRY_SIZE == 16 && HEADER_SIZE == 16);
+const _: () = assert!(ENTRY_SIZE == 16);
 
 /// The entries an index of `1 << log2` slots may serve (CPython's `USABLE_FRACTION`).
 fn usable(log2: u8) -> usize {
+    if log2 == LINEAR {
+        return LINEAR_MAX;
+    }
     ((1usize << log2) * 2) / 3
 }
 
@@ -101,9 +150,12 @@ fn index_width(log2: u8) -> usize {
     }
 }
 
-/// The offset of the entries in a block (a multiple of 8).
+/// The offset of the entries in a block (a multiple of 8: an index has at least 8 slots).
 fn entries_offset(log2: u8) -> usize {
-    HEADER_SIZE + (1usize << log2) * index_width(log2)
+    if log2 == LINEAR {
+        return header_size(log2);
+    }
+    header_size(log2) + (1usize << log2) * index_width(log2)
 }
 
 /// The bytes of a block, or None on overflow.
@@ -204,11 +256,12 @@ impl<'h> Table<'h> {
             _ => self.grow(alloc)?,
         };
         let (slot, _) = r.lookup(hash, &key);
-        let header = r.header_mut();
+        let mut header = r.header();
         let ix = header.nentries as usize;
         header.nentries += 1;
         header.len += 1;
         header.container_keys |= key.type_info().container;
+        r.set_header(header);
         r.set_index(slot, ix as i64);
         // SAFETY: ix < cap (grow made room), and the slot is unused: write without dropping.
         unsafe {
@@ -237,8 +290,10 @@ impl<'h> Table<'h> {
         r.set_index(slot, DUMMY);
         let entry = r.entry_mut(ix);
         let (k, v) = (entry.key.take(), entry.value.take());
-        r.header_mut().len -= 1;
-        if r.header().len == 0 {
+        let mut header = r.header();
+        header.len -= 1;
+        r.set_header(header);
+        if header.len == 0 {
             self.clear(alloc); // every entry is a hole: nothing is dropped
         }
         Ok(k.zip(v))
@@ -304,7 +359,7 @@ impl<'h> Table<'h> {
     /// live entries, as CPython's `GROWTH_RATE`). The table is unchanged on failure.
     fn grow(&self, alloc: Arrays<'_>) -> Result<Raw<'h>, OutOfMemory> {
         let (log2, live, used, cap, rebuild) = match self.raw() {
-            None => (MIN_LOG2, 0, 0, 0, false),
+            None => (LINEAR, 0, 0, 0, false),
             Some(r) => {
                 let h = r.header();
                 let (len, n, cap) = (h.len as usize, h.nentries as usize, h.cap as usize);
@@ -315,6 +370,9 @@ impl<'h> Table<'h> {
                     let mut log2 = MIN_LOG2;
                     while (1usize << log2) < len * 3 || usable(log2) <= len {
                         log2 += 1;
+                    }
+                    if len < LINEAR_MAX {
+                        log2 = LINEAR; // room for one more without an index
                     }
                     (log2, len, n, cap, true)
                 }
@@ -334,16 +392,13 @@ impl<'h> Table<'h> {
         };
         let old = self.raw();
         let container_keys = old.as_ref().is_some_and(|r| r.header().container_keys);
-        // SAFETY: a fresh block of `size` bytes, 16-aligned: room for the header.
-        unsafe {
-            block.write(Header {
-                len: live as u32,
-                nentries: if rebuild { live as u32 } else { used as u32 },
-                cap: cap32,
-                log2,
-                container_keys: container_keys && !rebuild,
-            })
-        };
+        new.set_header(Header {
+            len: live as u32,
+            nentries: if rebuild { live as u32 } else { used as u32 },
+            cap: cap32,
+            log2,
+            container_keys: container_keys && !rebuild,
+        });
         match old {
             None => new.fill_index(EMPTY),
             Some(old) if !rebuild => {
@@ -351,9 +406,9 @@ impl<'h> Table<'h> {
                 // SAFETY: both blocks have the same index size; the new one has room for the
                 // `used` entries; the old block is freed below without dropping them.
                 unsafe {
-                    let index_bytes = entries_offset(log2) - HEADER_SIZE;
-                    let from = old.header.cast::<u8>().add(HEADER_SIZE);
-                    let to = new.header.cast::<u8>().add(HEADER_SIZE);
+                    let index_bytes = entries_offset(log2) - header_size(log2);
+                    let from = old.header.cast::<u8>().add(header_size(log2));
+                    let to = new.header.cast::<u8>().add(header_size(log2));
                     to.copy_from_nonoverlapping(from, index_bytes);
                     new.entries().copy_from_nonoverlapping(old.entries(), used);
                 }
@@ -369,15 +424,19 @@ impl<'h> Table<'h> {
                     let e = unsafe { old.entries().add(i).read() };
                     let Some(key) = &e.key else { continue };
                     containers |= key.type_info().container;
-                    // A stored key was hashable when inserted, and keys are immutable.
-                    let hash = key_hash(key).unwrap_or(0);
-                    let slot = new.empty_slot(hash);
-                    new.set_index(slot, n as i64);
+                    if log2 != LINEAR {
+                        // A stored key was hashable when inserted, and keys are immutable.
+                        let hash = key_hash(key).unwrap_or(0);
+                        let slot = new.empty_slot(hash);
+                        new.set_index(slot, n as i64);
+                    }
                     // SAFETY: n < live <= cap.
                     unsafe { new.entries().add(n).write(e) };
                     n += 1;
                 }
-                new.header_mut().container_keys = containers;
+                let mut header = new.header();
+                header.container_keys = containers;
+                new.set_header(header);
             }
         }
         if let Some(old) = old {
@@ -399,15 +458,62 @@ struct Raw<'h> {
 }
 
 impl<'h> Raw<'h> {
-    fn header(&self) -> &Header {
-        // SAFETY: a live block starts with its header (written by `grow`).
-        unsafe { self.header.as_ref() }
+    /// The header, decoded from its stored form (chosen by the first byte, `log2`).
+    fn header(&self) -> Header {
+        let block = self.header.cast::<u8>();
+        // SAFETY: a live block starts with its header (written by `set_header`), whose first
+        // byte is log2 in both forms; the block is 16-aligned.
+        unsafe {
+            let log2 = block.read();
+            if log2 <= SMALL_LOG2 {
+                let h = block.cast::<SmallHeader>().read();
+                Header {
+                    len: h.len.into(),
+                    nentries: h.nentries.into(),
+                    cap: h.cap.into(),
+                    log2,
+                    container_keys: h.container_keys,
+                }
+            } else {
+                let h = block.cast::<LargeHeader>().read();
+                Header {
+                    len: h.len,
+                    nentries: h.nentries,
+                    cap: h.cap,
+                    log2,
+                    container_keys: h.container_keys,
+                }
+            }
+        }
     }
 
-    #[allow(clippy::mut_from_ref)]
-    fn header_mut(&self) -> &mut Header {
-        // SAFETY: as `header`; the module invariant: no other reference to it is alive.
-        unsafe { &mut *self.header.as_ptr() }
+    /// Stores `h` in the form its `log2` calls for (the block was made for that `log2`).
+    fn set_header(&self, h: Header) {
+        let block = self.header.cast::<u8>();
+        // SAFETY: the block starts with room for the header of its log2, 16-aligned; the
+        // module invariant: no reference to it is alive. Small counts fit a byte (at most
+        // usable(SMALL_LOG2) = 85).
+        unsafe {
+            if h.log2 <= SMALL_LOG2 {
+                block.cast::<SmallHeader>().write(SmallHeader {
+                    log2: h.log2,
+                    container_keys: h.container_keys,
+                    len: h.len as u8,
+                    nentries: h.nentries as u8,
+                    cap: h.cap as u8,
+                    _pad: [0; 3],
+                });
+            } else {
+                block.cast::<LargeHeader>().write(LargeHeader {
+                    log2: h.log2,
+                    container_keys: h.container_keys,
+                    _pad: [0; 2],
+                    len: h.len,
+                    nentries: h.nentries,
+                    cap: h.cap,
+                });
+            }
+        }
     }
 
     fn size(&self) -> usize {
@@ -448,7 +554,7 @@ impl<'h> Raw<'h> {
         let log2 = self.header().log2;
         // SAFETY: slot < 1 << log2 (masked by the callers); the index follows the header.
         unsafe {
-            let base = self.header.cast::<u8>().add(HEADER_SIZE);
+            let base = self.header.cast::<u8>().add(header_size(log2));
             match index_width(log2) {
                 1 => i64::from(base.cast::<i8>().add(slot).read()),
                 2 => i64::from(base.cast::<i16>().add(slot).read()),
@@ -458,12 +564,16 @@ impl<'h> Raw<'h> {
         }
     }
 
+    /// Stores `ix` in index slot `slot` (nothing for a table without an index).
     fn set_index(&self, slot: usize, ix: i64) {
         let log2 = self.header().log2;
+        if log2 == LINEAR {
+            return;
+        }
         // SAFETY: as `index_get`; the value fits the width, since entry numbers are below
         // 2/3 of the slot count.
         unsafe {
-            let base = self.header.cast::<u8>().add(HEADER_SIZE);
+            let base = self.header.cast::<u8>().add(header_size(log2));
             match index_width(log2) {
                 1 => base.cast::<i8>().add(slot).write(ix as i8),
                 2 => base.cast::<i16>().add(slot).write(ix as i16),
@@ -474,6 +584,9 @@ impl<'h> Raw<'h> {
     }
 
     fn fill_index(&self, value: i64) {
+        if self.header().log2 == LINEAR {
+            return;
+        }
         for slot in 0..1usize << self.header().log2 {
             self.set_index(slot, value);
         }
@@ -502,7 +615,16 @@ impl<'h> Raw<'h> {
 
     /// Where `key` is: its slot and entry number, or the slot an insertion would take (the
     /// first `DUMMY` or `EMPTY` slot met) and None.
+    /// A table without an index answers slot 0 and the entry found by comparing in order.
     fn lookup(&self, hash: u64, key: &ObjRef<'_>) -> (usize, Option<usize>) {
+        if self.header().log2 == LINEAR {
+            let found = self.used().iter().position(|e| {
+                e.key
+                    .as_ref()
+                    .is_some_and(|k| k.ptr_eq(key) || key_eq(k, key))
+            });
+            return (0, found);
+        }
         let mut free = None;
         for slot in self.probe(hash) {
             match self.index_get(slot) {
@@ -523,6 +645,9 @@ impl<'h> Raw<'h> {
 
     /// The first `EMPTY` slot `hash` probes (a rebuild has no `DUMMY` slots).
     fn empty_slot(&self, hash: u64) -> usize {
+        if self.header().log2 == LINEAR {
+            return 0;
+        }
         self.probe(hash)
             .find(|&slot| self.index_get(slot) == EMPTY)
             .unwrap_or(0)
