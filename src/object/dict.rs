@@ -5,7 +5,7 @@ use refcount::{ObjRef, Object, Trace, TypeInfo, Visit};
 
 use crate::heap::Arrays;
 
-use super::table::Table;
+use super::table::{InOwner, Table};
 use crate::HeapError;
 
 /// `dict`. Made by [`Heap::dict`](crate::Heap::dict). Keys must be hashable (see
@@ -24,14 +24,14 @@ use crate::HeapError;
 /// assert!(d.get(&a).unwrap().is_some() && d.get(&b).unwrap().is_none());
 /// ```
 ///
-/// The object is 48 bytes (the collector's pre-header, the header and one pointer); the
-/// entries live in one block of the same private heap, CPython's compact table (see
+/// The object is 48 bytes (the collector's pre-header, the header, one pointer and the table's
+/// short header); the entries live in one block of the same private heap, CPython's compact table (see
 /// `object/table.rs`): no index up to 10 entries (searched in order), then an index of 1-byte
 /// slots up to 128 slots, then wider, and 16-byte (key, value) entries in insertion order,
 /// made at the first insertion and freed when the dict is emptied. The collector visits the keys only while one may be a container (a tuple, an
 /// instance, an opaque stand-in).
 pub struct Dict<'h> {
-    table: Table<'h>,
+    table: Table<'h, InOwner>,
 }
 
 impl<'h> Dict<'h> {

@@ -13,7 +13,11 @@
 //!
 //! - The **header** is 8 bytes while the table has no index or one of 1-byte slots (its
 //!   counts then fit in a byte), 16 bytes after; its first byte is `log2` in both forms, so a
-//!   reader knows which it is.
+//!   reader knows which it is. Where the header lives is the owner's choice ([`HeadPlace`]): a
+//!   dict keeps the short header in its own object (whose block has 8 bytes to spare), so the
+//!   block of a small dict is its index and entries only ([`InOwner`]); an instance's table
+//!   starts with it ([`InBlock`]). A long header is always in the block (the owner's copy then
+//!   only says so, by its `log2`).
 //! - A table of up to [`LINEAR_MAX`] entries has **no index** (`log2` is [`LINEAR`]): a lookup
 //!   compares the key with each entry in order, identity first, then [`key_eq`] (a str's
 //!   cached hash rejects most). Most dicts are this small; the 8- or 16-slot index they would
@@ -89,7 +93,8 @@ struct Header {
 /// The stored header of a table with 1-byte index slots (`log2 <= SMALL_LOG2`): its counts
 /// are at most `usable(SMALL_LOG2)` = 85.
 #[repr(C)]
-struct SmallHeader {
+#[derive(Clone, Copy, Default)]
+pub(crate) struct SmallHeader {
     log2: u8,
     container_keys: bool,
     len: u8,
@@ -114,7 +119,43 @@ const SMALL_LOG2: u8 = 7;
 const _: () =
     assert!(std::mem::size_of::<SmallHeader>() == 8 && std::mem::size_of::<LargeHeader>() == 16);
 
-/// The bytes of the header of a block whose index has `1 << log2` slots.
+/// Where a table's short header lives: in front of the index in its block, or in the object
+/// that owns the table.
+pub(crate) trait HeadPlace: Default {
+    /// The owner's room for the short header, if it has some.
+    fn head(&self) -> Option<NonNull<SmallHeader>>;
+}
+
+/// The header is at the start of the block (an instance's table: the instance keeps one word).
+#[derive(Default)]
+pub(crate) struct InBlock;
+impl HeadPlace for InBlock {
+    fn head(&self) -> Option<NonNull<SmallHeader>> {
+        None
+    }
+}
+
+/// The short header is in the owner (a dict's table): 8 more bytes in the object, 8 fewer in
+/// the block, and a 16-byte step saved for most small dicts.
+#[derive(Default)]
+pub(crate) struct InOwner(Cell<SmallHeader>);
+impl HeadPlace for InOwner {
+    fn head(&self) -> Option<NonNull<SmallHeader>> {
+        NonNull::new(self.0.as_ptr())
+    }
+}
+
+/// The bytes before the index in a block whose index has `1 << log2` slots: the header,
+/// unless the owner keeps it (`in_owner`, short headers only).
+fn prefix(log2: u8, in_owner: bool) -> usize {
+    if in_owner && log2 <= SMALL_LOG2 {
+        0
+    } else {
+        header_size(log2)
+    }
+}
+
+/// The bytes of the header of a table whose index has `1 << log2` slots.
 fn header_size(log2: u8) -> usize {
     if log2 <= SMALL_LOG2 {
         std::mem::size_of::<SmallHeader>()
@@ -151,17 +192,17 @@ fn index_width(log2: u8) -> usize {
 }
 
 /// The offset of the entries in a block (a multiple of 8: an index has at least 8 slots).
-fn entries_offset(log2: u8) -> usize {
+fn entries_offset(log2: u8, in_owner: bool) -> usize {
     if log2 == LINEAR {
-        return header_size(log2);
+        return prefix(log2, in_owner);
     }
-    header_size(log2) + (1usize << log2) * index_width(log2)
+    prefix(log2, in_owner) + (1usize << log2) * index_width(log2)
 }
 
 /// The bytes of a block, or None on overflow.
-fn block_size(log2: u8, cap: usize) -> Option<usize> {
+fn block_size(log2: u8, cap: usize, in_owner: bool) -> Option<usize> {
     cap.checked_mul(ENTRY_SIZE)?
-        .checked_add(entries_offset(log2))
+        .checked_add(entries_offset(log2, in_owner))
 }
 
 /// The bytes the allocator hands out for a request of `size` (pool blocks are rounded to 16).
@@ -179,21 +220,20 @@ pub(crate) fn too_large() -> OutOfMemory {
     }
 }
 
-/// An insertion-ordered map from hashable objects to objects. See the module documentation.
-pub(crate) struct Table<'h> {
+/// An insertion-ordered map from hashable objects to objects, its short header kept where
+/// `P` says. See the module documentation.
+pub(crate) struct Table<'h, P: HeadPlace = InBlock> {
     block: Cell<Option<NonNull<Header>>>,
+    place: P,
     _refs: PhantomData<ObjRef<'h>>,
 }
 
-impl<'h> Table<'h> {
-    /// An empty table (no block).
-    pub(crate) const fn new() -> Self {
-        Table {
-            block: Cell::new(None),
-            _refs: PhantomData,
-        }
-    }
+const _: () = assert!(
+    std::mem::size_of::<Table<'static>>() == 8
+        && std::mem::size_of::<Table<'static, InOwner>>() == 16
+);
 
+impl<'h> Table<'h> {
     /// The table whose block is `block` (from [`into_raw`](Table::into_raw)).
     ///
     /// # Safety
@@ -202,6 +242,7 @@ impl<'h> Table<'h> {
     pub(crate) unsafe fn from_raw(block: Option<NonNull<u8>>) -> Self {
         Table {
             block: Cell::new(block.map(NonNull::cast)),
+            place: InBlock,
             _refs: PhantomData,
         }
     }
@@ -210,11 +251,23 @@ impl<'h> Table<'h> {
     pub(crate) fn into_raw(self) -> Option<NonNull<u8>> {
         self.block.get().map(NonNull::cast)
     }
+}
+
+impl<'h, P: HeadPlace> Table<'h, P> {
+    /// An empty table (no block).
+    pub(crate) fn new() -> Self {
+        Table {
+            block: Cell::new(None),
+            place: P::default(),
+            _refs: PhantomData,
+        }
+    }
 
     /// A view of this block, for a reader that runs no code outside this module.
     fn raw(&self) -> Option<Raw<'h>> {
         self.block.get().map(|header| Raw {
             header,
+            head: self.place.head(),
             _refs: PhantomData,
         })
     }
@@ -315,6 +368,7 @@ impl<'h> Table<'h> {
     pub(crate) fn clear(&self, alloc: Arrays<'_>) {
         let Some(r) = self.block.take().map(|header| Raw::<'h> {
             header,
+            head: self.place.head(),
             _refs: PhantomData,
         }) else {
             return;
@@ -378,20 +432,27 @@ impl<'h> Table<'h> {
                 }
             }
         };
+        let head = self.place.head();
+        let in_owner = head.is_some();
         let base = if rebuild { live } else { cap };
         let want = (base + base / 4).max(base + 1).min(usable(log2));
-        let size = block_size(log2, want).ok_or_else(too_large)?;
+        let size = block_size(log2, want, in_owner).ok_or_else(too_large)?;
         // Fill the block the allocator hands out.
-        let cap = ((rounded(size) - entries_offset(log2)) / ENTRY_SIZE).min(usable(log2));
-        let size = block_size(log2, cap).ok_or_else(too_large)?;
+        let cap = ((rounded(size) - entries_offset(log2, in_owner)) / ENTRY_SIZE).min(usable(log2));
+        let size = block_size(log2, cap, in_owner).ok_or_else(too_large)?;
         let cap32 = u32::try_from(cap).map_err(|_| too_large())?;
         let block = alloc.alloc(ArrayKind::Table, size)?.cast::<Header>();
         let new = Raw::<'h> {
             header: block,
+            head,
             _refs: PhantomData,
         };
-        let old = self.raw();
-        let container_keys = old.as_ref().is_some_and(|r| r.header().container_keys);
+        // What the old block needs is read before the new header is written: an owner's
+        // header is shared by both blocks.
+        let old = self
+            .raw()
+            .map(|r| (r.header.cast::<u8>(), r.entries(), r.size(), r.header()));
+        let container_keys = old.as_ref().is_some_and(|(.., h)| h.container_keys);
         new.set_header(Header {
             len: live as u32,
             nentries: if rebuild { live as u32 } else { used as u32 },
@@ -401,19 +462,21 @@ impl<'h> Table<'h> {
         });
         match old {
             None => new.fill_index(EMPTY),
-            Some(old) if !rebuild => {
+            Some((old_block, old_entries, ..)) if !rebuild => {
                 // Same index: copy it and move the entries bitwise.
-                // SAFETY: both blocks have the same index size; the new one has room for the
-                // `used` entries; the old block is freed below without dropping them.
+                // SAFETY: both blocks have the same index size and prefix; the new one has
+                // room for the `used` entries; the old block is freed below without dropping
+                // them.
                 unsafe {
-                    let index_bytes = entries_offset(log2) - header_size(log2);
-                    let from = old.header.cast::<u8>().add(header_size(log2));
-                    let to = new.header.cast::<u8>().add(header_size(log2));
+                    let start = prefix(log2, in_owner);
+                    let index_bytes = entries_offset(log2, in_owner) - start;
+                    let from = old_block.add(start);
+                    let to = new.header.cast::<u8>().add(start);
                     to.copy_from_nonoverlapping(from, index_bytes);
-                    new.entries().copy_from_nonoverlapping(old.entries(), used);
+                    new.entries().copy_from_nonoverlapping(old_entries, used);
                 }
             }
-            Some(old) => {
+            Some((_, old_entries, ..)) => {
                 // Rebuild: live entries moved in order, the index made again from their hashes.
                 new.fill_index(EMPTY);
                 let mut n = 0;
@@ -421,7 +484,7 @@ impl<'h> Table<'h> {
                 for i in 0..used {
                     // SAFETY: i < nentries of the old block; each entry is moved once, and the
                     // old block is freed below without dropping.
-                    let e = unsafe { old.entries().add(i).read() };
+                    let e = unsafe { old_entries.add(i).read() };
                     let Some(key) = &e.key else { continue };
                     containers |= key.type_info().container;
                     if log2 != LINEAR {
@@ -439,10 +502,9 @@ impl<'h> Table<'h> {
                 new.set_header(header);
             }
         }
-        if let Some(old) = old {
-            let size = old.size();
+        if let Some((old_block, _, size, _)) = old {
             // SAFETY: the old block came from `alloc` with this size; its entries were moved.
-            unsafe { alloc.dealloc(ArrayKind::Table, old.header.cast(), size) };
+            unsafe { alloc.dealloc(ArrayKind::Table, old_block, size) };
         }
         self.block.set(Some(block));
         Ok(new)
@@ -453,16 +515,34 @@ impl<'h> Table<'h> {
 /// only; none of them runs code outside the module while it holds a reference into the block.
 #[derive(Clone, Copy)]
 struct Raw<'h> {
+    /// The block.
     header: NonNull<Header>,
+    /// The owner's room for the short header (`InOwner`), if any.
+    head: Option<NonNull<SmallHeader>>,
     _refs: PhantomData<ObjRef<'h>>,
 }
 
 impl<'h> Raw<'h> {
-    /// The header, decoded from its stored form (chosen by the first byte, `log2`).
+    /// The header, decoded from its stored form (chosen by the first byte, `log2`): the
+    /// owner's short header, or the block's.
     fn header(&self) -> Header {
+        if let Some(head) = self.head {
+            // SAFETY: the owner's header cell, alive as long as the owner (which is reading
+            // its table); the module invariant: no reference to it is alive.
+            let h = unsafe { head.read() };
+            if h.log2 <= SMALL_LOG2 {
+                return Header {
+                    len: h.len.into(),
+                    nentries: h.nentries.into(),
+                    cap: h.cap.into(),
+                    log2: h.log2,
+                    container_keys: h.container_keys,
+                };
+            }
+        }
         let block = self.header.cast::<u8>();
-        // SAFETY: a live block starts with its header (written by `set_header`), whose first
-        // byte is log2 in both forms; the block is 16-aligned.
+        // SAFETY: a live block starts with its header (written by `set_header`) unless the
+        // owner keeps it (above); its first byte is log2 in both forms; 16-aligned.
         unsafe {
             let log2 = block.read();
             if log2 <= SMALL_LOG2 {
@@ -487,8 +567,27 @@ impl<'h> Raw<'h> {
         }
     }
 
-    /// Stores `h` in the form its `log2` calls for (the block was made for that `log2`).
+    /// Stores `h` in the form its `log2` calls for (the block was made for that `log2`), in
+    /// the owner when it keeps short headers (a long one goes to the block, and the owner's
+    /// copy keeps only its `log2`, which says so).
     fn set_header(&self, h: Header) {
+        if let Some(head) = self.head {
+            let small = h.log2 <= SMALL_LOG2;
+            // SAFETY: the owner's header cell (see `header`).
+            unsafe {
+                head.write(SmallHeader {
+                    log2: h.log2,
+                    container_keys: h.container_keys,
+                    len: if small { h.len as u8 } else { 0 },
+                    nentries: if small { h.nentries as u8 } else { 0 },
+                    cap: if small { h.cap as u8 } else { 0 },
+                    _pad: [0; 3],
+                })
+            };
+            if small {
+                return;
+            }
+        }
         let block = self.header.cast::<u8>();
         // SAFETY: the block starts with room for the header of its log2, 16-aligned; the
         // module invariant: no reference to it is alive. Small counts fit a byte (at most
@@ -518,7 +617,7 @@ impl<'h> Raw<'h> {
 
     fn size(&self) -> usize {
         let h = self.header();
-        block_size(h.log2, h.cap as usize).unwrap_or(usize::MAX)
+        block_size(h.log2, h.cap as usize, self.head.is_some()).unwrap_or(usize::MAX)
     }
 
     fn entries(&self) -> NonNull<Entry<'h>> {
@@ -526,7 +625,7 @@ impl<'h> Raw<'h> {
         unsafe {
             self.header
                 .cast::<u8>()
-                .add(entries_offset(self.header().log2))
+                .add(entries_offset(self.header().log2, self.head.is_some()))
                 .cast()
         }
     }
@@ -554,7 +653,10 @@ impl<'h> Raw<'h> {
         let log2 = self.header().log2;
         // SAFETY: slot < 1 << log2 (masked by the callers); the index follows the header.
         unsafe {
-            let base = self.header.cast::<u8>().add(header_size(log2));
+            let base = self
+                .header
+                .cast::<u8>()
+                .add(prefix(log2, self.head.is_some()));
             match index_width(log2) {
                 1 => i64::from(base.cast::<i8>().add(slot).read()),
                 2 => i64::from(base.cast::<i16>().add(slot).read()),
@@ -573,7 +675,10 @@ impl<'h> Raw<'h> {
         // SAFETY: as `index_get`; the value fits the width, since entry numbers are below
         // 2/3 of the slot count.
         unsafe {
-            let base = self.header.cast::<u8>().add(header_size(log2));
+            let base = self
+                .header
+                .cast::<u8>()
+                .add(prefix(log2, self.head.is_some()));
             match index_width(log2) {
                 1 => base.cast::<i8>().add(slot).write(ix as i8),
                 2 => base.cast::<i16>().add(slot).write(ix as i16),
