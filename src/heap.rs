@@ -161,17 +161,17 @@ impl Heap {
         Ok(self.rc().alloc(Float(value))?.erase())
     }
 
-    /// A `str`.
+    /// A `str` (at most [`MAX_ATOM_LEN`](crate::object::MAX_ATOM_LEN) bytes of UTF-8).
     pub fn str(&self, text: &str) -> Result<ObjRef<'_>, HeapError> {
-        Ok(self
-            .rc()
-            .alloc_var(Str::header_for(text), text.as_bytes())?
-            .erase())
+        let header = Str::header_for(text).ok_or(HeapError::TooLong { len: text.len() })?;
+        Ok(self.rc().alloc_var(header, text.as_bytes())?.erase())
     }
 
     /// `sys.intern(text)`: the one immortal `str` with this text in this heap.
     pub fn intern(&self, text: &str) -> Result<ObjRef<'_>, HeapError> {
-        let hash = crate::object::Str::header_for(text).hash();
+        let hash = crate::object::Str::header_for(text)
+            .ok_or(HeapError::TooLong { len: text.len() })?
+            .hash();
         let eq = |p: &ObjPtr| {
             // SAFETY: interned strings are immortal objects of this heap.
             let s = unsafe { p.payload().cast::<Str>().as_ref() };
@@ -202,9 +202,10 @@ impl Heap {
             .is_some()
     }
 
-    /// A `bytes`.
+    /// A `bytes` (at most [`MAX_ATOM_LEN`](crate::object::MAX_ATOM_LEN) bytes).
     pub fn bytes(&self, data: &[u8]) -> Result<ObjRef<'_>, HeapError> {
-        Ok(self.rc().alloc_var(Bytes::header_for(data), data)?.erase())
+        let header = Bytes::header_for(data).ok_or(HeapError::TooLong { len: data.len() })?;
+        Ok(self.rc().alloc_var(header, data)?.erase())
     }
 
     /// A `tuple` of `items`. A tuple that holds no container is not tracked by the collector
@@ -221,7 +222,9 @@ impl Heap {
     /// A `list` of `items`.
     pub fn list<'h>(&'h self, items: Vec<ObjRef<'h>>) -> Result<Ref<'h, List<'h>>, HeapError> {
         self.check_all(&items)?;
-        Ok(self.rc().alloc(List::from_vec(items))?)
+        let len = items.len();
+        let list = List::from_vec(items).ok_or(HeapError::TooLong { len })?;
+        Ok(self.rc().alloc(list)?)
     }
 
     /// An empty `dict`.

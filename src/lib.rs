@@ -65,6 +65,14 @@ pub enum HeapError {
         /// The key's type.
         type_name: &'static str,
     },
+    /// A str or bytes longer than [`MAX_ATOM_LEN`](crate::object::MAX_ATOM_LEN) bytes, or a
+    /// list longer than [`MAX_LIST_LEN`](crate::object::MAX_LIST_LEN) items (Python's
+    /// `OverflowError`).
+    #[error("a length of {len} is too long for this object")]
+    TooLong {
+        /// The length asked for (bytes or items).
+        len: usize,
+    },
     /// An index past the end.
     #[error("index {index} out of range for length {len}")]
     IndexOutOfRange {

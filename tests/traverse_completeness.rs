@@ -113,10 +113,27 @@ fn every_kind<'h>(h: &'h Heap) -> Vec<ObjRef<'h>> {
     gone.set(key.clone().erase(), h.none()).unwrap();
     gone.set(bytes.clone(), list.clone().erase()).unwrap();
     assert!(gone.delete(key.as_obj()).unwrap());
+    // Keys hashed by identity (instances, classes, opaque stand-ins), in a table large enough
+    // for the long header (more than 85 entries); the table is then visited keys and all.
+    let by_identity = h.dict().unwrap();
+    by_identity.set(b.clone(), a.clone()).unwrap();
+    by_identity.set(opaque.clone(), h.none()).unwrap();
+    by_identity.set(plain.clone().erase(), c.clone()).unwrap();
+    for i in 0..100 {
+        by_identity
+            .set(h.int(1000 + i).unwrap(), s.clone())
+            .unwrap();
+    }
     // Instances of one class: `a` in the class's key order (split), `d` against it and
     // `e` with a tuple as a name (both combined: a table of their own).
     let d = h.instance(&plain).unwrap();
     let e = h.instance(&plain).unwrap();
+    // A split instance of another class with many attributes: values blocks of every even
+    // capacity up to the largest, each one's capacity kept in the attribute word.
+    let wide = h.instance(&h.class("Wide", None).unwrap()).unwrap();
+    for name in &support::NAMES[..pyheap::object::MAX_SHARED_KEYS] {
+        h.setattr(&wide, name, list.clone().erase()).unwrap();
+    }
     // Attributes: a cycle through every instance type, and references to the rest.
     h.setattr(&a, "next", b.clone()).unwrap();
     h.setattr(&b, "next", c.clone()).unwrap();
@@ -134,7 +151,7 @@ fn every_kind<'h>(h: &'h Heap) -> Vec<ObjRef<'h>> {
         .unwrap();
     let split = |o: &ObjRef<'_>| pyheap::object::as_instance(o).unwrap().has_split_attrs();
     assert!(
-        split(&a) && !split(&d) && !split(&e),
+        split(&a) && split(&wide) && !split(&d) && !split(&e),
         "both layouts are covered"
     );
     list.append(list.clone().erase()).unwrap();
@@ -164,6 +181,8 @@ fn every_kind<'h>(h: &'h Heap) -> Vec<ObjRef<'h>> {
         c,
         d,
         e,
+        wide,
+        by_identity.erase(),
         atom_keys.erase(),
         gone.erase(),
         opaque,

@@ -49,6 +49,13 @@ impl Object for Float {
 
 /// `str`: UTF-8 bytes stored in the object's own block, with the hash computed once.
 ///
+/// The payload is 8 bytes (a 32-bit hash and a 32-bit length), so the text starts 24 bytes
+/// into the block: a str of n bytes takes `16 * ceil((24 + n) / 16)` bytes (CPython's compact
+/// ASCII str: 41 + n, before pymalloc's rounding). The hash is 32 bits wide (pyheap's hashes
+/// are its own, not CPython's values: a table only needs equal keys to hash equal). A text
+/// longer than [`MAX_ATOM_LEN`] bytes is refused
+/// ([`HeapError::TooLong`](crate::HeapError::TooLong)).
+///
 /// ```
 /// # let heap = pyheap::Heap::new(pyheap::Config::default()).unwrap();
 /// use pyheap::object::Str;
@@ -57,9 +64,10 @@ impl Object for Float {
 /// assert!(heap.intern("name").unwrap().ptr_eq(&heap.intern("name").unwrap()));
 /// ```
 #[derive(Debug)]
+#[repr(C)]
 pub struct Str {
-    pub(crate) hash: u64,
-    len: usize,
+    hash: AtomHash,
+    len: u32,
 }
 impl Trace for Str {}
 static STR: TypeInfo = TypeInfo::new_var::<Str>("str");
@@ -71,16 +79,17 @@ impl Object for Str {
 impl VarObject for Str {
     type Item = u8;
     fn len(&self) -> usize {
-        self.len
+        self.len as usize
     }
 }
 
 impl Str {
-    pub(crate) fn header_for(text: &str) -> Str {
-        Str {
-            hash: hash_bytes(text.as_bytes()),
-            len: text.len(),
-        }
+    /// The payload of a str of `text`, or `None` when it is longer than [`MAX_ATOM_LEN`].
+    pub(crate) fn header_for(text: &str) -> Option<Str> {
+        Some(Str {
+            hash: AtomHash::new(hash_bytes(text.as_bytes())),
+            len: atom_len(text.len())?,
+        })
     }
 
     /// The text.
@@ -92,16 +101,16 @@ impl Str {
 
     /// Bytes of UTF-8 text.
     pub fn byte_len(&self) -> usize {
-        self.len
+        self.len as usize
     }
 
     /// The cached hash.
     pub fn hash(&self) -> u64 {
-        self.hash
+        self.hash.get()
     }
 }
 
-/// `bytes`: immutable bytes in the object's own block.
+/// `bytes`: immutable bytes in the object's own block, laid out like [`Str`] (8-byte payload).
 ///
 /// ```
 /// # let heap = pyheap::Heap::new(pyheap::Config::default()).unwrap();
@@ -110,9 +119,10 @@ impl Str {
 /// assert_eq!(b.downcast_ref::<Bytes>().unwrap().as_bytes(), b"\x00\xff");
 /// ```
 #[derive(Debug)]
+#[repr(C)]
 pub struct Bytes {
-    pub(crate) hash: u64,
-    len: usize,
+    hash: AtomHash,
+    len: u32,
 }
 impl Trace for Bytes {}
 static BYTES: TypeInfo = TypeInfo::new_var::<Bytes>("bytes");
@@ -124,16 +134,22 @@ impl Object for Bytes {
 impl VarObject for Bytes {
     type Item = u8;
     fn len(&self) -> usize {
-        self.len
+        self.len as usize
     }
 }
 
 impl Bytes {
-    pub(crate) fn header_for(data: &[u8]) -> Bytes {
-        Bytes {
-            hash: hash_bytes(data),
-            len: data.len(),
-        }
+    /// The payload of a bytes of `data`, or `None` when it is longer than [`MAX_ATOM_LEN`].
+    pub(crate) fn header_for(data: &[u8]) -> Option<Bytes> {
+        Some(Bytes {
+            hash: AtomHash::new(hash_bytes(data)),
+            len: atom_len(data.len())?,
+        })
+    }
+
+    /// The cached hash.
+    pub fn hash(&self) -> u64 {
+        self.hash.get()
     }
 
     /// The bytes.
@@ -158,6 +174,33 @@ impl Object for NoneType {
         &NONE
     }
 }
+
+/// The longest str or bytes, in bytes: their length is stored in 32 bits.
+pub const MAX_ATOM_LEN: usize = u32::MAX as usize;
+
+/// `len` as a stored atom length, if it fits.
+fn atom_len(len: usize) -> Option<u32> {
+    u32::try_from(len).ok()
+}
+
+/// The cached hash of a str or bytes: 32 bits, so that the payload is 8 bytes with the
+/// length and the text follows at once.
+#[derive(Debug, Clone, Copy)]
+#[repr(transparent)]
+struct AtomHash(u32);
+
+impl AtomHash {
+    /// Folds a 64-bit hash of the bytes to 32 bits.
+    fn new(hash: u64) -> Self {
+        AtomHash((hash ^ (hash >> 32)) as u32)
+    }
+
+    fn get(self) -> u64 {
+        u64::from(self.0)
+    }
+}
+
+const _: () = assert!(std::mem::size_of::<Str>() == 8 && std::mem::size_of::<Bytes>() == 8);
 
 /// The hash of a byte string: the same for a `str` and a `bytes` of the same bytes, as in
 /// CPython; fixed-seeded so that runs are reproducible.

@@ -5,11 +5,12 @@ use refcount::{ObjRef, Object, Trace, TypeInfo, Visit};
 
 use crate::heap::Arrays;
 
-use super::table::Table;
+use super::table::{InOwner, Table};
 use crate::HeapError;
 
-/// `dict`. Made by [`Heap::dict`](crate::Heap::dict). Keys must be hashable: ints, floats,
-/// strs, bytes, None, and tuples of hashables.
+/// `dict`. Made by [`Heap::dict`](crate::Heap::dict). Keys must be hashable (see
+/// [`key_hash`](super::key_hash)): ints, floats, strs, bytes, None and tuples of hashables by
+/// value; instances, classes and opaque stand-ins by identity.
 ///
 /// ```
 /// # let heap = pyheap::Heap::new(pyheap::Config::default()).unwrap();
@@ -17,15 +18,20 @@ use crate::HeapError;
 /// d.set(heap.str("k").unwrap(), heap.int(1).unwrap()).unwrap();
 /// assert!(d.get(&heap.str("k").unwrap()).unwrap().is_some()); // equal by content
 /// assert!(d.set(heap.list(vec![]).unwrap().erase(), heap.none()).is_err()); // unhashable
+/// let class = heap.class("C", None).unwrap();
+/// let (a, b) = (heap.instance(&class).unwrap(), heap.instance(&class).unwrap());
+/// d.set(a.clone(), heap.int(2).unwrap()).unwrap(); // by identity
+/// assert!(d.get(&a).unwrap().is_some() && d.get(&b).unwrap().is_none());
 /// ```
 ///
-/// The object is 48 bytes (the collector's pre-header, the header and one pointer); the
-/// entries live in one block of the same private heap, CPython's compact table (see
-/// `object/table.rs`): an index of 1-byte slots up to 128 slots, then wider, and 16-byte
-/// (key, value) entries in insertion order, made at the first insertion and freed when the dict
-/// is emptied. The collector visits the keys only while one may be a container (a tuple).
+/// The object is 48 bytes (the collector's pre-header, the header, one pointer and the table's
+/// short header); the entries live in one block of the same private heap, CPython's compact table (see
+/// `object/table.rs`): no index up to 10 entries (searched in order), then an index of 1-byte
+/// slots up to 128 slots, then wider, and 16-byte (key, value) entries in insertion order,
+/// made at the first insertion and freed when the dict is emptied. The collector visits the keys only while one may be a container (a tuple, an
+/// instance, an opaque stand-in).
 pub struct Dict<'h> {
-    table: Table<'h>,
+    table: Table<'h, InOwner>,
 }
 
 impl<'h> Dict<'h> {

@@ -11,13 +11,13 @@
 //!   slot `i` for key `i`. An instance's attributes must then follow the class's key order: a new
 //!   name gets the next shared key, and a value may go to any empty slot past the last filled
 //!   one. This is what instances of one class usually do (`__init__` sets the same names in the
-//!   same order), and it costs 8 bytes per attribute.
+//!   same order), and it costs 8 bytes per attribute, in a block with no header.
 //! - **combined**: a [`Table`] of its own, when the instance diverges: a name that is not a str,
 //!   a class whose shared keys are full, or an insertion below a filled slot (which would
 //!   change the order). The table keeps names and values in insertion order.
 //!
-//! The instance's one word of attributes is null (no attributes), a values block, or a table
-//! block tagged with its low bit.
+//! The instance's one word of attributes is null (no attributes), a table block (a 16-aligned
+//! address), or a values block with its capacity in the four low bits (see `values.rs`).
 
 use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
@@ -30,7 +30,7 @@ use refcount::{ObjRef, Object, Trace, TypeInfo, Visit};
 use crate::heap::Arrays;
 
 use super::table::Table;
-use super::values::Values;
+use super::values::{Values, CAP_BITS};
 use super::Str;
 use crate::{Heap, HeapError};
 
@@ -154,7 +154,7 @@ impl Object for Class<'_> {
 pub struct Instance<'h> {
     /// Dropped by hand, before the attributes (the order the collector's trace reports).
     class: ManuallyDrop<ObjRef<'h>>,
-    /// Null, a values block, or a table block with its low bit set.
+    /// Null, a table block, or a values block with `cap / 2` in its low bits.
     attrs: Cell<*mut u8>,
     _refs: PhantomData<ObjRef<'h>>,
 }
@@ -190,20 +190,22 @@ impl<'h> Instance<'h> {
         let word = self.attrs.get();
         match NonNull::new(word) {
             None => Layout::Empty,
-            Some(p) if p.addr().get() & 1 == 1 => Layout::Combined(p.map_addr(|a| {
-                // A tagged block address is at least 16, so clearing the bit leaves it nonzero.
-                std::num::NonZeroUsize::new(a.get() & !1).unwrap_or(a)
-            })),
-            // SAFETY: an untagged word is a values block this instance owns.
+            Some(p) if p.addr().get() & CAP_BITS == 0 => Layout::Combined(p),
+            // SAFETY: a word with a capacity in its low bits is a values block this instance
+            // owns.
             Some(p) => Layout::Split(unsafe { Values::from_raw(p) }),
         }
     }
 
     /// Stores a table as the attributes (null if it has no block).
     fn store_table(&self, table: Table<'h>) {
-        let word = table
-            .into_raw()
-            .map_or(std::ptr::null_mut(), |p| p.as_ptr().map_addr(|a| a | 1));
+        let word = table.into_raw().map_or(std::ptr::null_mut(), |p| {
+            assert!(
+                p.addr().get() & CAP_BITS == 0,
+                "blocks of the private heap are 16-aligned"
+            );
+            p.as_ptr()
+        });
         self.attrs.set(word);
     }
 

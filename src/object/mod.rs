@@ -25,11 +25,11 @@ mod table;
 mod tuple;
 mod values;
 
-pub use atoms::{Bytes, Float, Int, NoneType, Str};
+pub use atoms::{Bytes, Float, Int, NoneType, Str, MAX_ATOM_LEN};
 pub use dict::Dict;
 pub use instance::{as_instance, Class, Finalizer, FinalizerKind, Instance, MAX_SHARED_KEYS};
 pub(crate) use instance::{FinInstance, LegacyInstance, PlainInstance};
-pub use list::List;
+pub use list::{List, MAX_LIST_LEN};
 pub use opaque::Opaque;
 pub use refcount::WeakRefObj;
 pub use tuple::Tuple;
@@ -123,14 +123,16 @@ impl Kind {
     }
 }
 
-/// `hash(obj)` for dict keys: ints, floats, strs, bytes, None and tuples of hashables.
-/// Numbers that compare equal hash equal (`hash(1) == hash(1.0)`).
+/// `hash(obj)` for dict keys: ints, floats, strs, bytes, None and tuples of hashables by value;
+/// instances, classes and opaque stand-ins by identity (`object.__hash__`, as Python does for
+/// functions, modules, types and instances of classes without `__eq__`). Lists and dicts are
+/// unhashable. Numbers that compare equal hash equal (`hash(1) == hash(1.0)`).
 pub fn key_hash(obj: &ObjRef<'_>) -> Result<u64, HeapError> {
     if let Some(i) = obj.downcast_ref::<Int>() {
         return Ok(int_hash(i.0));
     }
     if let Some(s) = obj.downcast_ref::<Str>() {
-        return Ok(s.hash);
+        return Ok(s.hash());
     }
     if let Some(f) = obj.downcast_ref::<Float>() {
         let v = f.0;
@@ -140,7 +142,7 @@ pub fn key_hash(obj: &ObjRef<'_>) -> Result<u64, HeapError> {
         return Ok(atoms::hash_bytes(&v.to_bits().to_le_bytes()));
     }
     if let Some(b) = obj.downcast_ref::<Bytes>() {
-        return Ok(b.hash);
+        return Ok(b.hash());
     }
     if obj.is::<NoneType>() {
         return Ok(0xFCA8_6420);
@@ -154,6 +156,10 @@ pub fn key_hash(obj: &ObjRef<'_>) -> Result<u64, HeapError> {
             acc = acc.rotate_left(31).wrapping_mul(0x9E37_79B1_85EB_CA87);
         }
         return Ok(acc ^ t.len() as u64);
+    }
+    if obj.is::<Opaque>() || obj.is::<Class>() || as_instance(obj).is_some() {
+        // CPython's _Py_HashPointer: the address without its always-zero low bits.
+        return Ok(int_hash((obj.as_ptr().addr() >> 4) as i64));
     }
     Err(HeapError::Unhashable {
         type_name: obj.type_info().name,
@@ -183,7 +189,7 @@ pub fn key_eq(a: &ObjRef<'_>, b: &ObjRef<'_>) -> bool {
         return x == y;
     }
     if let (Some(x), Some(y)) = (a.downcast_ref::<Str>(), b.downcast_ref::<Str>()) {
-        return x.hash == y.hash && x.as_str() == y.as_str();
+        return x.hash() == y.hash() && x.as_str() == y.as_str();
     }
     if let (Some(x), Some(y)) = (a.downcast_ref::<Bytes>(), b.downcast_ref::<Bytes>()) {
         return x.as_bytes() == y.as_bytes();

@@ -8,9 +8,20 @@
 //!   Table ──> +--------+--------------------------+--------------------------------+
 //!             | Header | index: 2^log2 slots       | entries: cap x (key, value)    |
 //!             +--------+--------------------------+--------------------------------+
-//!               16 B     1, 2, 4 or 8 bytes each    16 B each, in insertion order
+//!              8 or 16 B  1, 2, 4 or 8 bytes each    16 B each, in insertion order
 //! ```
 //!
+//! - The **header** is 8 bytes while the table has no index or one of 1-byte slots (its
+//!   counts then fit in a byte), 16 bytes after; its first byte is `log2` in both forms, so a
+//!   reader knows which it is. Where the header lives is the owner's choice ([`HeadPlace`]): a
+//!   dict keeps the short header in its own object (whose block has 8 bytes to spare), so the
+//!   block of a small dict is its index and entries only ([`InOwner`]); an instance's table
+//!   starts with it ([`InBlock`]). A long header is always in the block (the owner's copy then
+//!   only says so, by its `log2`).
+//! - A table of up to [`LINEAR_MAX`] entries has **no index** (`log2` is [`LINEAR`]): a lookup
+//!   compares the key with each entry in order, identity first, then [`key_eq`] (a str's
+//!   cached hash rejects most). Most dicts are this small; the 8- or 16-slot index they would
+//!   otherwise need costs a 16-byte step of the block for most of them.
 //! - The **index** is an open-addressed hash table of entry numbers (CPython's `dk_indices`):
 //!   1-byte slots for tables of up to 128 slots, 2-byte up to 2^15, then 4 and 8. A slot is
 //!   `EMPTY`, `DUMMY` (its entry was deleted: probing goes on past it) or an entry number.
@@ -51,10 +62,12 @@ use refcount::{ObjRef, Visit};
 use super::{key_eq, key_hash};
 use crate::HeapError;
 
-/// The bytes of the header at the start of a table's block.
-const HEADER_SIZE: usize = std::mem::size_of::<Header>();
 /// The smallest index: 8 slots (CPython's `PyDict_MINSIZE`).
 const MIN_LOG2: u8 = 3;
+/// The `log2` of a table without an index (its entries are searched in order).
+const LINEAR: u8 = 0;
+/// The most entries of a table without an index: as many as a 16-slot index serves.
+const LINEAR_MAX: usize = 10;
 /// An index slot never used since the last rebuild.
 const EMPTY: i64 = -1;
 /// An index slot whose entry was deleted.
@@ -62,8 +75,8 @@ const DUMMY: i64 = -2;
 /// Probing's perturbation shift (CPython's `PERTURB_SHIFT`).
 const PERTURB_SHIFT: u32 = 5;
 
-/// The start of a table's block.
-#[repr(C)]
+/// A table's header, decoded (see [`SmallHeader`] and [`LargeHeader`] for the stored forms).
+#[derive(Clone, Copy)]
 struct Header {
     /// Live entries.
     len: u32,
@@ -77,6 +90,80 @@ struct Header {
     container_keys: bool,
 }
 
+/// The stored header of a table with 1-byte index slots (`log2 <= SMALL_LOG2`): its counts
+/// are at most `usable(SMALL_LOG2)` = 85.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct SmallHeader {
+    log2: u8,
+    container_keys: bool,
+    len: u8,
+    nentries: u8,
+    cap: u8,
+    _pad: [u8; 3],
+}
+
+/// The stored header of a larger table.
+#[repr(C)]
+struct LargeHeader {
+    log2: u8,
+    container_keys: bool,
+    _pad: [u8; 2],
+    len: u32,
+    nentries: u32,
+    cap: u32,
+}
+
+/// The largest index with the short header (its slots are 1 byte, see `index_width`).
+const SMALL_LOG2: u8 = 7;
+const _: () =
+    assert!(std::mem::size_of::<SmallHeader>() == 8 && std::mem::size_of::<LargeHeader>() == 16);
+
+/// Where a table's short header lives: in front of the index in its block, or in the object
+/// that owns the table.
+pub(crate) trait HeadPlace: Default {
+    /// The owner's room for the short header, if it has some.
+    fn head(&self) -> Option<NonNull<SmallHeader>>;
+}
+
+/// The header is at the start of the block (an instance's table: the instance keeps one word).
+#[derive(Default)]
+pub(crate) struct InBlock;
+impl HeadPlace for InBlock {
+    fn head(&self) -> Option<NonNull<SmallHeader>> {
+        None
+    }
+}
+
+/// The short header is in the owner (a dict's table): 8 more bytes in the object, 8 fewer in
+/// the block, and a 16-byte step saved for most small dicts.
+#[derive(Default)]
+pub(crate) struct InOwner(Cell<SmallHeader>);
+impl HeadPlace for InOwner {
+    fn head(&self) -> Option<NonNull<SmallHeader>> {
+        NonNull::new(self.0.as_ptr())
+    }
+}
+
+/// The bytes before the index in a block whose index has `1 << log2` slots: the header,
+/// unless the owner keeps it (`in_owner`, short headers only).
+fn prefix(log2: u8, in_owner: bool) -> usize {
+    if in_owner && log2 <= SMALL_LOG2 {
+        0
+    } else {
+        header_size(log2)
+    }
+}
+
+/// The bytes of the header of a table whose index has `1 << log2` slots.
+fn header_size(log2: u8) -> usize {
+    if log2 <= SMALL_LOG2 {
+        std::mem::size_of::<SmallHeader>()
+    } else {
+        std::mem::size_of::<LargeHeader>()
+    }
+}
+
 /// One entry: both `None` once deleted.
 struct Entry<'h> {
     key: Option<ObjRef<'h>>,
@@ -84,10 +171,13 @@ struct Entry<'h> {
 }
 
 const ENTRY_SIZE: usize = std::mem::size_of::<Entry<'static>>();
-const _: () = assert!(ENTRY_SIZE == 16 && HEADER_SIZE == 16);
+const _: () = assert!(ENTRY_SIZE == 16);
 
 /// The entries an index of `1 << log2` slots may serve (CPython's `USABLE_FRACTION`).
 fn usable(log2: u8) -> usize {
+    if log2 == LINEAR {
+        return LINEAR_MAX;
+    }
     ((1usize << log2) * 2) / 3
 }
 
@@ -101,15 +191,18 @@ fn index_width(log2: u8) -> usize {
     }
 }
 
-/// The offset of the entries in a block (a multiple of 8).
-fn entries_offset(log2: u8) -> usize {
-    HEADER_SIZE + (1usize << log2) * index_width(log2)
+/// The offset of the entries in a block (a multiple of 8: an index has at least 8 slots).
+fn entries_offset(log2: u8, in_owner: bool) -> usize {
+    if log2 == LINEAR {
+        return prefix(log2, in_owner);
+    }
+    prefix(log2, in_owner) + (1usize << log2) * index_width(log2)
 }
 
 /// The bytes of a block, or None on overflow.
-fn block_size(log2: u8, cap: usize) -> Option<usize> {
+fn block_size(log2: u8, cap: usize, in_owner: bool) -> Option<usize> {
     cap.checked_mul(ENTRY_SIZE)?
-        .checked_add(entries_offset(log2))
+        .checked_add(entries_offset(log2, in_owner))
 }
 
 /// The bytes the allocator hands out for a request of `size` (pool blocks are rounded to 16).
@@ -127,21 +220,20 @@ pub(crate) fn too_large() -> OutOfMemory {
     }
 }
 
-/// An insertion-ordered map from hashable objects to objects. See the module documentation.
-pub(crate) struct Table<'h> {
+/// An insertion-ordered map from hashable objects to objects, its short header kept where
+/// `P` says. See the module documentation.
+pub(crate) struct Table<'h, P: HeadPlace = InBlock> {
     block: Cell<Option<NonNull<Header>>>,
+    place: P,
     _refs: PhantomData<ObjRef<'h>>,
 }
 
-impl<'h> Table<'h> {
-    /// An empty table (no block).
-    pub(crate) const fn new() -> Self {
-        Table {
-            block: Cell::new(None),
-            _refs: PhantomData,
-        }
-    }
+const _: () = assert!(
+    std::mem::size_of::<Table<'static>>() == 8
+        && std::mem::size_of::<Table<'static, InOwner>>() == 16
+);
 
+impl<'h> Table<'h> {
     /// The table whose block is `block` (from [`into_raw`](Table::into_raw)).
     ///
     /// # Safety
@@ -150,6 +242,7 @@ impl<'h> Table<'h> {
     pub(crate) unsafe fn from_raw(block: Option<NonNull<u8>>) -> Self {
         Table {
             block: Cell::new(block.map(NonNull::cast)),
+            place: InBlock,
             _refs: PhantomData,
         }
     }
@@ -158,11 +251,23 @@ impl<'h> Table<'h> {
     pub(crate) fn into_raw(self) -> Option<NonNull<u8>> {
         self.block.get().map(NonNull::cast)
     }
+}
+
+impl<'h, P: HeadPlace> Table<'h, P> {
+    /// An empty table (no block).
+    pub(crate) fn new() -> Self {
+        Table {
+            block: Cell::new(None),
+            place: P::default(),
+            _refs: PhantomData,
+        }
+    }
 
     /// A view of this block, for a reader that runs no code outside this module.
     fn raw(&self) -> Option<Raw<'h>> {
         self.block.get().map(|header| Raw {
             header,
+            head: self.place.head(),
             _refs: PhantomData,
         })
     }
@@ -204,11 +309,12 @@ impl<'h> Table<'h> {
             _ => self.grow(alloc)?,
         };
         let (slot, _) = r.lookup(hash, &key);
-        let header = r.header_mut();
+        let mut header = r.header();
         let ix = header.nentries as usize;
         header.nentries += 1;
         header.len += 1;
         header.container_keys |= key.type_info().container;
+        r.set_header(header);
         r.set_index(slot, ix as i64);
         // SAFETY: ix < cap (grow made room), and the slot is unused: write without dropping.
         unsafe {
@@ -237,8 +343,10 @@ impl<'h> Table<'h> {
         r.set_index(slot, DUMMY);
         let entry = r.entry_mut(ix);
         let (k, v) = (entry.key.take(), entry.value.take());
-        r.header_mut().len -= 1;
-        if r.header().len == 0 {
+        let mut header = r.header();
+        header.len -= 1;
+        r.set_header(header);
+        if header.len == 0 {
             self.clear(alloc); // every entry is a hole: nothing is dropped
         }
         Ok(k.zip(v))
@@ -260,6 +368,7 @@ impl<'h> Table<'h> {
     pub(crate) fn clear(&self, alloc: Arrays<'_>) {
         let Some(r) = self.block.take().map(|header| Raw::<'h> {
             header,
+            head: self.place.head(),
             _refs: PhantomData,
         }) else {
             return;
@@ -304,7 +413,7 @@ impl<'h> Table<'h> {
     /// live entries, as CPython's `GROWTH_RATE`). The table is unchanged on failure.
     fn grow(&self, alloc: Arrays<'_>) -> Result<Raw<'h>, OutOfMemory> {
         let (log2, live, used, cap, rebuild) = match self.raw() {
-            None => (MIN_LOG2, 0, 0, 0, false),
+            None => (LINEAR, 0, 0, 0, false),
             Some(r) => {
                 let h = r.header();
                 let (len, n, cap) = (h.len as usize, h.nentries as usize, h.cap as usize);
@@ -316,49 +425,58 @@ impl<'h> Table<'h> {
                     while (1usize << log2) < len * 3 || usable(log2) <= len {
                         log2 += 1;
                     }
+                    if len < LINEAR_MAX {
+                        log2 = LINEAR; // room for one more without an index
+                    }
                     (log2, len, n, cap, true)
                 }
             }
         };
+        let head = self.place.head();
+        let in_owner = head.is_some();
         let base = if rebuild { live } else { cap };
         let want = (base + base / 4).max(base + 1).min(usable(log2));
-        let size = block_size(log2, want).ok_or_else(too_large)?;
+        let size = block_size(log2, want, in_owner).ok_or_else(too_large)?;
         // Fill the block the allocator hands out.
-        let cap = ((rounded(size) - entries_offset(log2)) / ENTRY_SIZE).min(usable(log2));
-        let size = block_size(log2, cap).ok_or_else(too_large)?;
+        let cap = ((rounded(size) - entries_offset(log2, in_owner)) / ENTRY_SIZE).min(usable(log2));
+        let size = block_size(log2, cap, in_owner).ok_or_else(too_large)?;
         let cap32 = u32::try_from(cap).map_err(|_| too_large())?;
         let block = alloc.alloc(ArrayKind::Table, size)?.cast::<Header>();
         let new = Raw::<'h> {
             header: block,
+            head,
             _refs: PhantomData,
         };
-        let old = self.raw();
-        let container_keys = old.as_ref().is_some_and(|r| r.header().container_keys);
-        // SAFETY: a fresh block of `size` bytes, 16-aligned: room for the header.
-        unsafe {
-            block.write(Header {
-                len: live as u32,
-                nentries: if rebuild { live as u32 } else { used as u32 },
-                cap: cap32,
-                log2,
-                container_keys: container_keys && !rebuild,
-            })
-        };
+        // What the old block needs is read before the new header is written: an owner's
+        // header is shared by both blocks.
+        let old = self
+            .raw()
+            .map(|r| (r.header.cast::<u8>(), r.entries(), r.size(), r.header()));
+        let container_keys = old.as_ref().is_some_and(|(.., h)| h.container_keys);
+        new.set_header(Header {
+            len: live as u32,
+            nentries: if rebuild { live as u32 } else { used as u32 },
+            cap: cap32,
+            log2,
+            container_keys: container_keys && !rebuild,
+        });
         match old {
             None => new.fill_index(EMPTY),
-            Some(old) if !rebuild => {
+            Some((old_block, old_entries, ..)) if !rebuild => {
                 // Same index: copy it and move the entries bitwise.
-                // SAFETY: both blocks have the same index size; the new one has room for the
-                // `used` entries; the old block is freed below without dropping them.
+                // SAFETY: both blocks have the same index size and prefix; the new one has
+                // room for the `used` entries; the old block is freed below without dropping
+                // them.
                 unsafe {
-                    let index_bytes = entries_offset(log2) - HEADER_SIZE;
-                    let from = old.header.cast::<u8>().add(HEADER_SIZE);
-                    let to = new.header.cast::<u8>().add(HEADER_SIZE);
+                    let start = prefix(log2, in_owner);
+                    let index_bytes = entries_offset(log2, in_owner) - start;
+                    let from = old_block.add(start);
+                    let to = new.header.cast::<u8>().add(start);
                     to.copy_from_nonoverlapping(from, index_bytes);
-                    new.entries().copy_from_nonoverlapping(old.entries(), used);
+                    new.entries().copy_from_nonoverlapping(old_entries, used);
                 }
             }
-            Some(old) => {
+            Some((_, old_entries, ..)) => {
                 // Rebuild: live entries moved in order, the index made again from their hashes.
                 new.fill_index(EMPTY);
                 let mut n = 0;
@@ -366,24 +484,27 @@ impl<'h> Table<'h> {
                 for i in 0..used {
                     // SAFETY: i < nentries of the old block; each entry is moved once, and the
                     // old block is freed below without dropping.
-                    let e = unsafe { old.entries().add(i).read() };
+                    let e = unsafe { old_entries.add(i).read() };
                     let Some(key) = &e.key else { continue };
                     containers |= key.type_info().container;
-                    // A stored key was hashable when inserted, and keys are immutable.
-                    let hash = key_hash(key).unwrap_or(0);
-                    let slot = new.empty_slot(hash);
-                    new.set_index(slot, n as i64);
+                    if log2 != LINEAR {
+                        // A stored key was hashable when inserted, and keys are immutable.
+                        let hash = key_hash(key).unwrap_or(0);
+                        let slot = new.empty_slot(hash);
+                        new.set_index(slot, n as i64);
+                    }
                     // SAFETY: n < live <= cap.
                     unsafe { new.entries().add(n).write(e) };
                     n += 1;
                 }
-                new.header_mut().container_keys = containers;
+                let mut header = new.header();
+                header.container_keys = containers;
+                new.set_header(header);
             }
         }
-        if let Some(old) = old {
-            let size = old.size();
+        if let Some((old_block, _, size, _)) = old {
             // SAFETY: the old block came from `alloc` with this size; its entries were moved.
-            unsafe { alloc.dealloc(ArrayKind::Table, old.header.cast(), size) };
+            unsafe { alloc.dealloc(ArrayKind::Table, old_block, size) };
         }
         self.block.set(Some(block));
         Ok(new)
@@ -394,25 +515,109 @@ impl<'h> Table<'h> {
 /// only; none of them runs code outside the module while it holds a reference into the block.
 #[derive(Clone, Copy)]
 struct Raw<'h> {
+    /// The block.
     header: NonNull<Header>,
+    /// The owner's room for the short header (`InOwner`), if any.
+    head: Option<NonNull<SmallHeader>>,
     _refs: PhantomData<ObjRef<'h>>,
 }
 
 impl<'h> Raw<'h> {
-    fn header(&self) -> &Header {
-        // SAFETY: a live block starts with its header (written by `grow`).
-        unsafe { self.header.as_ref() }
+    /// The header, decoded from its stored form (chosen by the first byte, `log2`): the
+    /// owner's short header, or the block's.
+    fn header(&self) -> Header {
+        if let Some(head) = self.head {
+            // SAFETY: the owner's header cell, alive as long as the owner (which is reading
+            // its table); the module invariant: no reference to it is alive.
+            let h = unsafe { head.read() };
+            if h.log2 <= SMALL_LOG2 {
+                return Header {
+                    len: h.len.into(),
+                    nentries: h.nentries.into(),
+                    cap: h.cap.into(),
+                    log2: h.log2,
+                    container_keys: h.container_keys,
+                };
+            }
+        }
+        let block = self.header.cast::<u8>();
+        // SAFETY: a live block starts with its header (written by `set_header`) unless the
+        // owner keeps it (above); its first byte is log2 in both forms; 16-aligned.
+        unsafe {
+            let log2 = block.read();
+            if log2 <= SMALL_LOG2 {
+                let h = block.cast::<SmallHeader>().read();
+                Header {
+                    len: h.len.into(),
+                    nentries: h.nentries.into(),
+                    cap: h.cap.into(),
+                    log2,
+                    container_keys: h.container_keys,
+                }
+            } else {
+                let h = block.cast::<LargeHeader>().read();
+                Header {
+                    len: h.len,
+                    nentries: h.nentries,
+                    cap: h.cap,
+                    log2,
+                    container_keys: h.container_keys,
+                }
+            }
+        }
     }
 
-    #[allow(clippy::mut_from_ref)]
-    fn header_mut(&self) -> &mut Header {
-        // SAFETY: as `header`; the module invariant: no other reference to it is alive.
-        unsafe { &mut *self.header.as_ptr() }
+    /// Stores `h` in the form its `log2` calls for (the block was made for that `log2`), in
+    /// the owner when it keeps short headers (a long one goes to the block, and the owner's
+    /// copy keeps only its `log2`, which says so).
+    fn set_header(&self, h: Header) {
+        if let Some(head) = self.head {
+            let small = h.log2 <= SMALL_LOG2;
+            // SAFETY: the owner's header cell (see `header`).
+            unsafe {
+                head.write(SmallHeader {
+                    log2: h.log2,
+                    container_keys: h.container_keys,
+                    len: if small { h.len as u8 } else { 0 },
+                    nentries: if small { h.nentries as u8 } else { 0 },
+                    cap: if small { h.cap as u8 } else { 0 },
+                    _pad: [0; 3],
+                })
+            };
+            if small {
+                return;
+            }
+        }
+        let block = self.header.cast::<u8>();
+        // SAFETY: the block starts with room for the header of its log2, 16-aligned; the
+        // module invariant: no reference to it is alive. Small counts fit a byte (at most
+        // usable(SMALL_LOG2) = 85).
+        unsafe {
+            if h.log2 <= SMALL_LOG2 {
+                block.cast::<SmallHeader>().write(SmallHeader {
+                    log2: h.log2,
+                    container_keys: h.container_keys,
+                    len: h.len as u8,
+                    nentries: h.nentries as u8,
+                    cap: h.cap as u8,
+                    _pad: [0; 3],
+                });
+            } else {
+                block.cast::<LargeHeader>().write(LargeHeader {
+                    log2: h.log2,
+                    container_keys: h.container_keys,
+                    _pad: [0; 2],
+                    len: h.len,
+                    nentries: h.nentries,
+                    cap: h.cap,
+                });
+            }
+        }
     }
 
     fn size(&self) -> usize {
         let h = self.header();
-        block_size(h.log2, h.cap as usize).unwrap_or(usize::MAX)
+        block_size(h.log2, h.cap as usize, self.head.is_some()).unwrap_or(usize::MAX)
     }
 
     fn entries(&self) -> NonNull<Entry<'h>> {
@@ -420,7 +625,7 @@ impl<'h> Raw<'h> {
         unsafe {
             self.header
                 .cast::<u8>()
-                .add(entries_offset(self.header().log2))
+                .add(entries_offset(self.header().log2, self.head.is_some()))
                 .cast()
         }
     }
@@ -448,7 +653,10 @@ impl<'h> Raw<'h> {
         let log2 = self.header().log2;
         // SAFETY: slot < 1 << log2 (masked by the callers); the index follows the header.
         unsafe {
-            let base = self.header.cast::<u8>().add(HEADER_SIZE);
+            let base = self
+                .header
+                .cast::<u8>()
+                .add(prefix(log2, self.head.is_some()));
             match index_width(log2) {
                 1 => i64::from(base.cast::<i8>().add(slot).read()),
                 2 => i64::from(base.cast::<i16>().add(slot).read()),
@@ -458,12 +666,19 @@ impl<'h> Raw<'h> {
         }
     }
 
+    /// Stores `ix` in index slot `slot` (nothing for a table without an index).
     fn set_index(&self, slot: usize, ix: i64) {
         let log2 = self.header().log2;
+        if log2 == LINEAR {
+            return;
+        }
         // SAFETY: as `index_get`; the value fits the width, since entry numbers are below
         // 2/3 of the slot count.
         unsafe {
-            let base = self.header.cast::<u8>().add(HEADER_SIZE);
+            let base = self
+                .header
+                .cast::<u8>()
+                .add(prefix(log2, self.head.is_some()));
             match index_width(log2) {
                 1 => base.cast::<i8>().add(slot).write(ix as i8),
                 2 => base.cast::<i16>().add(slot).write(ix as i16),
@@ -474,6 +689,9 @@ impl<'h> Raw<'h> {
     }
 
     fn fill_index(&self, value: i64) {
+        if self.header().log2 == LINEAR {
+            return;
+        }
         for slot in 0..1usize << self.header().log2 {
             self.set_index(slot, value);
         }
@@ -502,7 +720,16 @@ impl<'h> Raw<'h> {
 
     /// Where `key` is: its slot and entry number, or the slot an insertion would take (the
     /// first `DUMMY` or `EMPTY` slot met) and None.
+    /// A table without an index answers slot 0 and the entry found by comparing in order.
     fn lookup(&self, hash: u64, key: &ObjRef<'_>) -> (usize, Option<usize>) {
+        if self.header().log2 == LINEAR {
+            let found = self.used().iter().position(|e| {
+                e.key
+                    .as_ref()
+                    .is_some_and(|k| k.ptr_eq(key) || key_eq(k, key))
+            });
+            return (0, found);
+        }
         let mut free = None;
         for slot in self.probe(hash) {
             match self.index_get(slot) {
@@ -523,6 +750,9 @@ impl<'h> Raw<'h> {
 
     /// The first `EMPTY` slot `hash` probes (a rebuild has no `DUMMY` slots).
     fn empty_slot(&self, hash: u64) -> usize {
+        if self.header().log2 == LINEAR {
+            return 0;
+        }
         self.probe(hash)
             .find(|&slot| self.index_get(slot) == EMPTY)
             .unwrap_or(0)

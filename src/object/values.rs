@@ -3,22 +3,25 @@
 //! nothing.
 //!
 //! ```text
-//!   Instance.attrs ──> +------+-----+---------+---------+-----+-----------+
-//!                      | used | cap | slot 0  | slot 1  | ... | slot cap-1 |
-//!                      +------+-----+---------+---------+-----+-----------+
-//!                        u32    u32   8 bytes each: Option<ObjRef>
+//!   Instance.attrs = address | cap/2 ──> +---------+---------+-----+------------+
+//!                                        | slot 0  | slot 1  | ... | slot cap-1 |
+//!                                        +---------+---------+-----+------------+
+//!                                          8 bytes each: Option<ObjRef>, no header
 //! ```
 //!
-//! One block of the private heap, its capacity filling the 16-byte block the allocator hands
-//! out. `used` is one past the last filled slot: the instance's attributes, in insertion order,
-//! are the filled slots below it (the instance keeps its slots in key order, see
-//! `instance.rs`).
+//! One block of the private heap with no header: its capacity fills the 16-byte block the
+//! allocator hands out, so it is even, and at most [`MAX_SLOTS`] (the class's shared keys are
+//! at most [`MAX_SHARED_KEYS`](super::MAX_SHARED_KEYS)). The instance keeps `cap / 2` (1..=15)
+//! in the four low bits of its attribute word, which are free in a 16-aligned address: a
+//! values block is the word's address and these bits together ([`into_raw`](Values::into_raw)
+//! and [`from_raw`](Values::from_raw)). The attributes, in insertion order, are the filled
+//! slots (the instance keeps its slots in key order, see `instance.rs`); one past the last
+//! filled slot, [`used`](Values::used), is found by a scan of at most 30 slots.
 //!
 //! This module owns one invariant, as `table.rs`: **no reference into the block is alive while
 //! code outside this module runs**; every value given up is returned to the caller, and
 //! [`free`](Values::free) is called on a block already detached from its instance.
 
-use std::marker::PhantomData;
 use std::ptr::NonNull;
 
 use obj_alloc::OutOfMemory;
@@ -28,101 +31,84 @@ use refcount::{ObjRef, Visit};
 
 use super::table::{rounded, too_large};
 
-#[repr(C)]
-struct Header {
-    /// One past the last filled slot.
-    used: u32,
-    /// Slots in the block.
-    cap: u32,
-}
-
-const HEADER_SIZE: usize = std::mem::size_of::<Header>();
+/// The most slots of a values block: `cap / 2` must fit in the four low bits of the word.
+pub(crate) const MAX_SLOTS: usize = 30;
+/// The low bits of an attribute word that hold `cap / 2`.
+pub(crate) const CAP_BITS: usize = 0b1111;
 const SLOT_SIZE: usize = std::mem::size_of::<Option<ObjRef<'static>>>();
-const _: () = assert!(HEADER_SIZE == 8 && SLOT_SIZE == 8);
+const _: () =
+    assert!(SLOT_SIZE == 8 && MAX_SLOTS / 2 <= CAP_BITS && MAX_SLOTS >= super::MAX_SHARED_KEYS);
 
 /// A view of a values block. Copying the view does not copy the block.
 #[derive(Clone, Copy)]
 pub(crate) struct Values<'h> {
-    header: NonNull<Header>,
-    _refs: PhantomData<&'h ()>,
+    slots: NonNull<Option<ObjRef<'h>>>,
+    /// Slots in the block: even, 2..=MAX_SLOTS.
+    cap: usize,
 }
 
 impl<'h> Values<'h> {
-    /// A block with room for at least `cap` slots, all empty.
+    /// A block with room for at least `cap` slots (at most [`MAX_SLOTS`]), all empty.
     pub(crate) fn new(alloc: Arrays<'_>, cap: usize) -> Result<Self, OutOfMemory> {
-        let size = cap
-            .checked_mul(SLOT_SIZE)
-            .and_then(|b| b.checked_add(HEADER_SIZE))
-            .ok_or_else(too_large)?;
-        let cap = (rounded(size) - HEADER_SIZE) / SLOT_SIZE;
-        let cap32 = u32::try_from(cap).map_err(|_| too_large())?;
-        let header = alloc
-            .alloc(ArrayKind::Values, HEADER_SIZE + cap * SLOT_SIZE)?
-            .cast::<Header>();
-        // SAFETY: a fresh block of HEADER_SIZE + cap slots, 16-aligned.
-        unsafe {
-            header.write(Header {
-                used: 0,
-                cap: cap32,
-            });
-            let slots = header
-                .cast::<u8>()
-                .add(HEADER_SIZE)
-                .cast::<Option<ObjRef<'h>>>();
-            for i in 0..cap {
-                slots.add(i).write(None);
-            }
+        if cap > MAX_SLOTS {
+            return Err(too_large());
         }
-        Ok(Values {
-            header,
-            _refs: PhantomData,
-        })
+        let cap = rounded(cap.max(1) * SLOT_SIZE) / SLOT_SIZE; // even: blocks are 16-byte units
+        let slots = alloc
+            .alloc(ArrayKind::Values, cap * SLOT_SIZE)?
+            .cast::<Option<ObjRef<'h>>>();
+        assert!(
+            slots.addr().get() & CAP_BITS == 0,
+            "blocks of the private heap are 16-aligned"
+        );
+        for i in 0..cap {
+            // SAFETY: a fresh block of `cap` slots.
+            unsafe { slots.add(i).write(None) };
+        }
+        Ok(Values { slots, cap })
     }
 
-    /// The view of a block made by [`new`](Values::new) (and kept as `into_raw` gave it).
+    /// The view of a block from its attribute word, as [`into_raw`](Values::into_raw) gave it.
     ///
     /// # Safety
     /// `raw` must come from [`into_raw`](Values::into_raw) of a block not freed since.
     pub(crate) unsafe fn from_raw(raw: NonNull<u8>) -> Self {
+        let code = raw.addr().get() & CAP_BITS;
         Values {
-            header: raw.cast(),
-            _refs: PhantomData,
+            // SAFETY: the address of a live block (the caller's contract) is nonzero.
+            slots: unsafe { NonNull::new_unchecked(raw.as_ptr().map_addr(|a| a & !CAP_BITS)) }
+                .cast(),
+            cap: code * 2,
         }
     }
 
-    /// The block's address.
+    /// The attribute word: the block's address with `cap / 2` in its low bits (never 0).
     pub(crate) fn into_raw(self) -> NonNull<u8> {
-        self.header.cast()
-    }
-
-    fn header(&self) -> &Header {
-        // SAFETY: a live block starts with its header.
-        unsafe { self.header.as_ref() }
+        self.slots.cast::<u8>().map_addr(|a| a | (self.cap / 2))
     }
 
     /// One past the last filled slot.
     pub(crate) fn used(&self) -> usize {
-        self.header().used as usize
+        let slots = self.slots();
+        (0..slots.len())
+            .rev()
+            .find(|&i| slots[i].is_some())
+            .map_or(0, |i| i + 1)
     }
 
     /// Slots in the block.
     pub(crate) fn cap(&self) -> usize {
-        self.header().cap as usize
+        self.cap
     }
 
     /// The bytes of the block, as the allocator hands it out.
     pub(crate) fn size(&self) -> usize {
-        HEADER_SIZE + self.cap() * SLOT_SIZE
+        self.cap * SLOT_SIZE
     }
 
     fn slots(&self) -> &[Option<ObjRef<'h>>] {
-        // SAFETY: `cap` initialised slots follow the header.
-        unsafe {
-            std::slice::from_raw_parts(
-                self.header.cast::<u8>().add(HEADER_SIZE).cast().as_ptr(),
-                self.cap(),
-            )
-        }
+        // SAFETY: the block holds `cap` initialised slots.
+        unsafe { std::slice::from_raw_parts(self.slots.as_ptr(), self.cap) }
     }
 
     /// Whether slot `i` is filled.
@@ -135,37 +121,17 @@ impl<'h> Values<'h> {
         self.slots().get(i).cloned().flatten()
     }
 
-    /// Stores `value` in slot `i` (below `cap`) and returns what was there; keeps `used` one
-    /// past the last filled slot.
+    /// Stores `value` in slot `i` (below `cap`) and returns what was there.
     pub(crate) fn replace(&self, i: usize, value: Option<ObjRef<'h>>) -> Option<ObjRef<'h>> {
-        assert!(i < self.cap(), "slot {i} beyond the block");
-        let filled = value.is_some();
+        assert!(i < self.cap, "slot {i} beyond the block");
         // SAFETY: slot i is initialised (i < cap); the reference ends with the statement, and
         // the old value is dropped by the caller.
-        let old = unsafe {
-            let slot = self
-                .header
-                .cast::<u8>()
-                .add(HEADER_SIZE)
-                .cast::<Option<ObjRef<'h>>>();
-            std::mem::replace(&mut *slot.add(i).as_ptr(), value)
-        };
-        let mut used = self.used();
-        if filled {
-            used = used.max(i + 1);
-        } else {
-            while used > 0 && !self.is_filled(used - 1) {
-                used -= 1;
-            }
-        }
-        // SAFETY: the header of a live block; used <= cap fits in u32.
-        unsafe { (*self.header.as_ptr()).used = used as u32 };
-        old
+        unsafe { std::mem::replace(&mut *self.slots.add(i).as_ptr(), value) }
     }
 
     /// The filled slots (index, value), in order.
     pub(crate) fn filled(&self) -> impl Iterator<Item = (usize, &ObjRef<'h>)> {
-        self.slots()[..self.used()]
+        self.slots()
             .iter()
             .enumerate()
             .filter_map(|(i, v)| Some((i, v.as_ref()?)))
@@ -180,17 +146,13 @@ impl<'h> Values<'h> {
 
     /// A larger block (at least `cap` slots) with the same values; this one is freed.
     pub(crate) fn grow(self, alloc: Arrays<'_>, cap: usize) -> Result<Self, OutOfMemory> {
-        let new = Values::new(alloc, cap.max(self.cap()))?;
-        let used = self.used();
-        // SAFETY: both blocks have at least `used` slots; the new one's empty slots are
-        // overwritten bitwise (None needs no drop), the old block is freed without dropping
-        // the values it moved.
+        let new = Values::new(alloc, cap.max(self.cap))?;
+        // SAFETY: the new block has at least `self.cap` slots; its empty slots are overwritten
+        // bitwise (None needs no drop), and the old block is freed without dropping the values
+        // it moved.
         unsafe {
-            let from = self.header.cast::<u8>().add(HEADER_SIZE);
-            let to = new.header.cast::<u8>().add(HEADER_SIZE);
-            to.copy_from_nonoverlapping(from, used * SLOT_SIZE);
-            (*new.header.as_ptr()).used = used as u32;
-            alloc.dealloc(ArrayKind::Values, self.header.cast(), self.size());
+            new.slots.copy_from_nonoverlapping(self.slots, self.cap);
+            alloc.dealloc(ArrayKind::Values, self.slots.cast(), self.size());
         }
         Ok(new)
     }
@@ -198,17 +160,12 @@ impl<'h> Values<'h> {
     /// Drops every value and frees the block, which must be detached from its instance (the
     /// values may run code that reaches the instance).
     pub(crate) fn free(self, alloc: Arrays<'_>) {
-        let cap = self.cap();
-        let size = self.size();
-        // SAFETY: the slots follow the header inside the block.
-        let slots =
-            unsafe { self.header.cast::<u8>().add(HEADER_SIZE) }.cast::<Option<ObjRef<'h>>>();
-        for i in 0..cap {
+        for i in 0..self.cap {
             // SAFETY: every slot below cap is initialised; each is moved out once, and the
             // detached block is reachable by nobody else.
-            drop(unsafe { slots.add(i).read() });
+            drop(unsafe { self.slots.add(i).read() });
         }
         // SAFETY: the block came from `alloc` with `size` bytes; its values were moved out.
-        unsafe { alloc.dealloc(ArrayKind::Values, self.header.cast(), size) };
+        unsafe { alloc.dealloc(ArrayKind::Values, self.slots.cast(), self.size()) };
     }
 }

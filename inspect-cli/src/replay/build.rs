@@ -10,8 +10,12 @@
 //! 2. **tuples**, each once everything it refers to exists: in dependency order over
 //!    tuple-to-tuple references (Kahn's algorithm, without recursion). A tuple in a cycle of
 //!    tuples only (impossible in CPython) becomes an opaque stand-in, filled in pass 3;
-//! 3. **references** of the mutable containers: list slots, dict values under synthetic int
-//!    keys `0..n`, instance attributes `"0"`, `"1"`, ..., opaque slots;
+//! 3. **references** of the mutable containers: list slots, dict entries, instance attributes
+//!    `"0"`, `"1"`, ..., opaque slots. A dict whose keys are not all strs lists (value, key)
+//!    pairs (CPython's `dict_traverse`), and is built with those keys when they are hashable
+//!    and distinct in pyheap (strs of the build are `"x" * len`, so two keys may collide);
+//!    otherwise, and for str-keyed dicts (values only), every reference is a value under a
+//!    synthetic int key `0..n`;
 //! 4. **tracking**: every container is tracked exactly when the file says it is. pyheap
 //!    untracks a tuple of atoms at birth where CPython waits for a collection, so such a tuple
 //!    is tracked again when the file says so; and containers CPython had untracked (dicts and
@@ -47,6 +51,8 @@ pub struct BuildReport {
     pub classes: u64,
     /// Int objects made as dict keys beyond the small-int cache (shared by all dicts).
     pub dict_keys_made: u64,
+    /// Dicts built with the keys the file lists ((value, key) pairs).
+    pub dicts_with_file_keys: u64,
     /// Objects held by one root handle each (`external > 0`).
     pub roots: u64,
     /// Untracked objects no one holds (`external` 0, no referrer: a count of 0, which no
@@ -279,6 +285,10 @@ impl<'h, 'g> Builder<'h, 'g> {
                     let dict = obj
                         .downcast_ref::<pyheap::object::Dict>()
                         .ok_or(not_a(obj))?;
+                    if self.file_keys(dict, object, slots)? {
+                        report.dicts_with_file_keys += 1;
+                        continue;
+                    }
                     for (i, &r) in refs.iter().enumerate() {
                         let key = self.key(i, report)?;
                         dict.set(key, target(r))?;
@@ -304,6 +314,33 @@ impl<'h, 'g> Builder<'h, 'g> {
             }
         }
         Ok(())
+    }
+
+    /// Fills `dict` from the (value, key) pairs its line lists, when it lists pairs (twice
+    /// `len` references) and every key is hashable and distinct in pyheap. Returns false, with
+    /// the dict left empty, otherwise.
+    fn file_keys(
+        &self,
+        dict: &pyheap::object::Dict<'h>,
+        object: &ObjectLine,
+        slots: &[ObjRef<'h>],
+    ) -> Result<bool, CliError> {
+        let refs = self.graph.refs_of(object);
+        let Detail::Len(len) = object.detail else {
+            return Ok(false);
+        };
+        if len == 0 || refs.len() as u64 != 2 * len {
+            return Ok(false);
+        }
+        for pair in refs.chunks_exact(2) {
+            let (value, key) = (&slots[pair[0] as usize], &slots[pair[1] as usize]);
+            if pyheap::object::key_hash(key).is_err() || dict.get(key)?.is_some() {
+                dict.clear();
+                return Ok(false);
+            }
+            dict.set(key.clone(), value.clone())?;
+        }
+        Ok(true)
     }
 
     /// Dict key `i`: the int `i`, made once.
