@@ -112,7 +112,7 @@ fn block_size(log2: u8, cap: usize) -> Option<usize> {
         .checked_add(entries_offset(log2))
 }
 
-/// The bytes the allocator hands out for a request of `size` (pool blocks are rounded to 16).
+/// The bytes the allocator hands out for a request of `size` (its size class's block size).
 pub(crate) fn rounded(size: usize) -> usize {
     SizeClass::of(size).map_or(size.next_multiple_of(16), SizeClass::block_size)
 }
@@ -334,7 +334,7 @@ impl<'h> Table<'h> {
         };
         let old = self.raw();
         let container_keys = old.as_ref().is_some_and(|r| r.header().container_keys);
-        // SAFETY: a fresh block of `size` bytes, 16-aligned: room for the header.
+        // SAFETY: a fresh block of `size` bytes, 8-aligned (all `Header` needs): room for the header.
         unsafe {
             block.write(Header {
                 len: live as u32,

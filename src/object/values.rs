@@ -59,7 +59,7 @@ impl<'h> Values<'h> {
         let header = alloc
             .alloc(ArrayKind::Values, HEADER_SIZE + cap * SLOT_SIZE)?
             .cast::<Header>();
-        // SAFETY: a fresh block of HEADER_SIZE + cap slots, 16-aligned.
+        // SAFETY: a fresh block of HEADER_SIZE + cap slots, 8-aligned (what Header and slots need).
         unsafe {
             header.write(Header {
                 used: 0,
