@@ -414,12 +414,15 @@ impl<'a> Arrays<'a> {
         })
     }
 
-    /// A block of `size` bytes.
+    /// A 16-aligned block of `size` bytes: the request is rounded up to a multiple of 16, which
+    /// obj-alloc always serves 16-aligned (an instance keeps a values block's capacity in the low
+    /// four bits of its address, and marks a table block with the lowest).
     pub(crate) fn alloc(
         &self,
         which: ArrayKind,
         size: usize,
     ) -> Result<std::ptr::NonNull<u8>, crate::OutOfMemory> {
+        let size = size.next_multiple_of(16);
         match self.kind(which) {
             Some(k) => self.alloc.alloc_kind(k, size),
             None => self.alloc.alloc(size),
@@ -432,6 +435,7 @@ impl<'a> Arrays<'a> {
     /// `ptr` must come from [`alloc`](Self::alloc) of the same heap with `size` bytes, not
     /// freed since.
     pub(crate) unsafe fn dealloc(&self, which: ArrayKind, ptr: std::ptr::NonNull<u8>, size: usize) {
+        let size = size.next_multiple_of(16);
         match self.kind(which) {
             // SAFETY: the caller's contract.
             Some(k) => unsafe { self.alloc.dealloc_kind(k, ptr, size) },

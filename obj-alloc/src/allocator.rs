@@ -19,8 +19,9 @@ use crate::size_class::{SizeClass, SMALL_REQUEST_THRESHOLD};
 /// The object allocator of one private heap: pymalloc over a [`RawHeap`].
 ///
 /// Single-threaded: it is used through `&self` from one thread (it is neither `Send` nor
-/// `Sync`). Blocks are aligned to 16 bytes. Frees must give the size the block was allocated
-/// with, as Rust deallocation does.
+/// `Sync`). Blocks are aligned to 8 bytes, and to 16 ([`raw_alloc::ALIGNMENT`]) when the request
+/// is a non-zero multiple of 16 bytes (see [`SizeClass`]). Frees must give the size the block was
+/// allocated with, as Rust deallocation does.
 ///
 /// Dropping the allocator frees every kind's free list, returns every arena to the OS and every
 /// direct block to the system allocator: blocks still handed out become dangling.
@@ -101,8 +102,10 @@ impl ObjAlloc {
         }
     }
 
-    /// Allocates `size` bytes, aligned to 16. Small requests come from pools, larger ones (and
-    /// all of them with the system backend) are direct blocks. Zero bytes are served as one.
+    /// Allocates `size` bytes, aligned to 8, or to 16 when `size` is a non-zero multiple of 16 (a
+    /// caller that needs 16 rounds its size up). Small requests come from pools, larger ones (and
+    /// all of them with the system backend) are direct blocks, always 16-aligned. Zero bytes are
+    /// served as one.
     ///
     /// Fails only when the raw heap refuses more memory (the heap limit or the OS); the
     /// allocator is unchanged then.
@@ -279,7 +282,8 @@ impl ObjAlloc {
             Route::Direct => self.alloc_direct(bytes)?,
         };
         Ok(match self.raw.debug_layer() {
-            // SAFETY: the block is fresh, 16-aligned and padded_size(size) bytes long.
+            // SAFETY: the block is fresh, padded_size(size) bytes long, and 16-aligned when
+            // padded_size(size) is a multiple of 16 (8-aligned otherwise, which the layer allows).
             Some(layer) => unsafe { layer.on_alloc(block, size) },
             None => block,
         })

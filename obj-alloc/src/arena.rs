@@ -54,7 +54,6 @@ struct ArenaSlot {
 }
 
 /// Counts of pools and blocks in use, gathered by walking every carved pool.
-#[derive(Default)]
 pub(crate) struct Census {
     /// Per size class.
     pub(crate) classes: [ClassCensus; NUM_SIZE_CLASSES],
@@ -62,6 +61,16 @@ pub(crate) struct Census {
     pub(crate) arenas: Vec<(u32, u32)>,
     /// Bytes of free pools (where their blocks would go).
     pub(crate) free_pool_bytes: usize,
+}
+
+impl Default for Census {
+    fn default() -> Self {
+        Census {
+            classes: [ClassCensus::default(); NUM_SIZE_CLASSES],
+            arenas: Vec::new(),
+            free_pool_bytes: 0,
+        }
+    }
 }
 
 /// The pools serving one size class.

@@ -48,7 +48,7 @@ impl FreeList {
         let block = self.head.get()?;
         asan::unpoison(block, size);
         // SAFETY: the block is on the list, so its first word holds the next link (free-list
-        // invariant), and it is at least a pointer long and 16-aligned.
+        // invariant), and it is at least a pointer long and 8-aligned.
         let next = unsafe { block.cast::<Option<NonNull<u8>>>().read() };
         self.head.set(next);
         self.len.set(self.len.get() - 1);
@@ -67,7 +67,7 @@ impl FreeList {
     ///
     /// # Safety
     /// `block` must be a live block of the owning allocator, allocated with `size` bytes and
-    /// aligned to 16, that the caller gives up (nobody uses it afterwards).
+    /// aligned to 8, that the caller gives up (nobody uses it afterwards).
     #[inline]
     pub(crate) unsafe fn push(&self, block: NonNull<u8>, size: usize, capacity: usize) -> bool {
         let len = self.len.get();
@@ -79,7 +79,7 @@ impl FreeList {
         } else if self.block_size.get() != size {
             return false;
         }
-        // SAFETY: the block is ours now (contract) and at least a pointer long, 16-aligned.
+        // SAFETY: the block is ours now (contract) and at least a pointer long, 8-aligned.
         unsafe { block.cast::<Option<NonNull<u8>>>().write(self.head.get()) };
         asan::poison(block, size);
         self.head.set(Some(block));

@@ -323,7 +323,7 @@ impl ObjAlloc {
         }
         if let Some(list) = k.list(len) {
             // SAFETY: ptr is a live block of `size` bytes that the caller gives up (contract);
-            // every block of this allocator is 16-aligned.
+            // every block of this allocator is 8-aligned.
             if unsafe { list.push(ptr, size, k.capacity) } {
                 return;
             }

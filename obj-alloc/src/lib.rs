@@ -6,12 +6,16 @@
 //!
 //! ```text
 //!   request 1..=512 bytes                                    request > 512 bytes
-//!        | size class = (size - 1) >> 4                      (or any, with Backend::System)
-//!        v                                                          |
-//!   UsedPools: class 0 (16 B)   -> pool <-> pool                    v
-//!              class 1 (32 B)   -> pool                        RawHeap::alloc_direct
+//!        | size class = CLASS_OF[(size - 1) >> 3]             (or any, with Backend::System)
+//!        v   (8-byte steps to 256, then 16-byte steps)              |
+//!   UsedPools: class 0 (8 B)    -> pool <-> pool                    v
+//!              class 1 (16 B)   -> pool                        RawHeap::alloc_direct
+//!              class 2 (24 B)   -> pool <-> pool               (16-aligned)
 //!              ...
-//!              class 31 (512 B) -> pool <-> pool <-> pool
+//!              class 31 (256 B) -> pool
+//!              class 32 (272 B) -> pool
+//!              ...
+//!              class 47 (512 B) -> pool <-> pool <-> pool
 //!                                   |
 //!                                   v a pool: pool_size bytes (16 KiB), pool-aligned, one class
 //!                         +-------+-------+-------+--------------+
@@ -33,8 +37,13 @@
 //! ```
 //!
 //! ## Invariants, in the words of the code
-//! - A [`SizeClass`] serves requests rounded up to a multiple of 16 bytes; there are
-//!   [`NUM_SIZE_CLASSES`] (32) of them, up to [`SMALL_REQUEST_THRESHOLD`] (512).
+//! - A [`SizeClass`] serves requests rounded up to a multiple of 8 bytes up to [`FINE_LIMIT`]
+//!   (256) and of 16 above; there are [`NUM_SIZE_CLASSES`] (48) of them, up to
+//!   [`SMALL_REQUEST_THRESHOLD`] (512).
+//! - Every block is 8-aligned; a block whose class size is a multiple of 16 is 16-aligned (a
+//!   pool's first block is 16-aligned and blocks follow one class size apart), and a request
+//!   of a non-zero multiple of 16 bytes always gets such a class: callers that need
+//!   [`raw_alloc::ALIGNMENT`] round their size up to 16 (the `Allocator` impl does).
 //! - A pool serves one size class and is in exactly one state: *used* (some blocks handed out,
 //!   a free block left: linked in `UsedPools` for its class), *full* (no free block: in no list)
 //!   or *empty* (no block handed out: on its arena's `empty_pools` list).
@@ -144,7 +153,7 @@ pub use kind::{
 pub use map::{ArenaMap, HeapMap, PoolState};
 pub use owner::Placement;
 pub use raw_alloc::{DebugViolation, OutOfMemory};
-pub use size_class::{SizeClass, NUM_SIZE_CLASSES, SMALL_REQUEST_THRESHOLD};
+pub use size_class::{SizeClass, FINE_LIMIT, NUM_SIZE_CLASSES, QUANTUM, SMALL_REQUEST_THRESHOLD};
 pub use stats::{
     AllocStats, ArenaStats, ArenaUsage, FreeListStats, KindStats, SizeClassStats, Totals,
 };

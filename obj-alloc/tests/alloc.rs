@@ -58,12 +58,17 @@ fn small_requests_come_from_pools_and_larger_ones_are_direct_blocks() {
     miri,
     ignore = "thousands of operations: minutes under the interpreter"
 )]
-fn every_block_is_16_aligned_and_holds_its_whole_size() {
+fn every_block_is_8_aligned_multiples_of_16_are_16_aligned_and_blocks_hold_their_size() {
     let heap = heap();
     let mut blocks = Vec::new();
     for size in (0..=600).chain([4096, 100_000]) {
         let b = heap.alloc(size).unwrap();
-        assert_eq!(b.as_ptr() as usize % 16, 0, "size {size}");
+        let align = if size > 0 && size.is_multiple_of(16) {
+            16
+        } else {
+            8
+        };
+        assert_eq!(b.as_ptr() as usize % align, 0, "size {size}");
         // SAFETY: the block has at least `size` bytes.
         unsafe { b.as_ptr().write_bytes(size as u8, size) };
         blocks.push((b, size));
@@ -87,7 +92,7 @@ fn zero_byte_requests_are_served_as_one_byte_from_the_smallest_class() {
     let a = heap.alloc(0).unwrap();
     let b = heap.alloc(0).unwrap();
     assert_ne!(a, b);
-    assert_eq!(class_stats(&heap, 16).1, 2);
+    assert_eq!(class_stats(&heap, 1).1, 2);
     free(&heap, a, 0);
     free(&heap, b, 0);
     heap.trim(); // the one empty arena kept against thrashing
@@ -112,8 +117,8 @@ fn blocks_are_carved_lazily_and_reused_last_in_first_out() {
     assert_eq!(s.pool_table_bytes, 16 + 64 * 40);
     free(&heap, a, 48);
     free(&heap, b, 48);
-    assert_eq!(heap.alloc(40).unwrap(), b);
-    assert_eq!(heap.alloc(33).unwrap(), a);
+    assert_eq!(heap.alloc(47).unwrap(), b);
+    assert_eq!(heap.alloc(41).unwrap(), a);
     for x in [a, b, c] {
         free(&heap, x, 48);
     }
@@ -374,14 +379,64 @@ fn a_hashbrown_map_and_an_allocator_api2_vec_live_in_the_heap() {
         let small = allocator_api2::vec![in &heap; 7u8; 20];
         assert_eq!(small.len(), 20);
         assert_eq!(
-            heap.stats().classes[1].blocks_in_use,
+            heap.stats().classes[2].blocks_in_use,
             1,
-            "20 bytes: one 32-byte block"
+            "20 bytes: one 24-byte block"
         );
     }
     heap.trim(); // the one empty arena kept against thrashing
     let s = heap.stats();
     assert_eq!((s.arenas.current, s.raw.direct_blocks), (0, 0));
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "hundreds of layouts: slow under the interpreter")]
+fn layouts_aligned_to_16_get_16_aligned_blocks_even_between_8_byte_classes() {
+    let heap = heap();
+    let a = &heap;
+    let mut blocks = Vec::new();
+    // Interleave 8- and 16-aligned layouts so that 8-aligned-only classes are in use too.
+    for size in (0usize..=600).step_by(8) {
+        for align in [8usize, 16] {
+            let size = size.next_multiple_of(align);
+            let layout = Layout::from_size_align(size, align).unwrap();
+            let block = a.allocate(layout).unwrap();
+            let ptr = block.cast::<u8>();
+            assert_eq!(
+                ptr.as_ptr() as usize % align,
+                0,
+                "size {size} align {align}"
+            );
+            assert_eq!(block.len(), size);
+            // SAFETY: the block has `size` bytes.
+            unsafe { ptr.as_ptr().write_bytes(0xAB, size) };
+            blocks.push((ptr, layout));
+        }
+    }
+    for (ptr, layout) in blocks {
+        // SAFETY: allocated above with this layout.
+        unsafe { a.deallocate(ptr, layout) };
+    }
+    heap.trim();
+    let s = heap.stats();
+    assert_eq!((s.arenas.current, s.raw.direct_blocks), (0, 0));
+}
+
+#[test]
+fn a_zero_sized_layout_aligned_to_16_is_16_aligned() {
+    let heap = heap();
+    let a = &heap;
+    let layout = Layout::from_size_align(0, 16).unwrap();
+    let small = Layout::from_size_align(8, 8).unwrap();
+    // An 8-byte block first, so that a 16-byte-blind allocator would be 8 bytes off.
+    let x = a.allocate(small).unwrap().cast::<u8>();
+    let y = a.allocate(layout).unwrap().cast::<u8>();
+    assert_eq!(y.as_ptr() as usize % 16, 0);
+    // SAFETY: allocated above with these layouts.
+    unsafe {
+        a.deallocate(y, layout);
+        a.deallocate(x, small);
+    }
 }
 
 #[test]

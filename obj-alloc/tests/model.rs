@@ -153,7 +153,16 @@ impl Model {
                 .alloc_kind_len(self.kinds[u - 1], len, size)
                 .unwrap(),
         };
-        assert_eq!(ptr.as_ptr() as usize % 16, 0, "alignment");
+        let align = if size > 0 && size.is_multiple_of(16) {
+            16
+        } else {
+            8
+        };
+        assert_eq!(
+            ptr.as_ptr() as usize % align,
+            0,
+            "alignment of {size} bytes"
+        );
         if user > 0 {
             let predicted = match self.list(user, len) {
                 Some(list) if list.size == size => list.blocks.pop(),

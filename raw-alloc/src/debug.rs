@@ -44,6 +44,12 @@ pub const DEADBYTE: u8 = 0xDD;
 
 const PAD: usize = 8;
 
+// The pads are whole multiples of 16, so the user pointer keeps the raw block's alignment and
+// `padded_size(n)` is a multiple of 16 exactly when `n` is: the tier above relies on both (a
+// request of a multiple of 16 bytes gets a 16-aligned block, padded or not).
+const _: () = assert!(DEBUG_PREFIX.is_multiple_of(crate::ALIGNMENT));
+const _: () = assert!(DEBUG_SUFFIX.is_multiple_of(crate::ALIGNMENT));
+
 /// What the debug layer found wrong with a block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -154,8 +160,9 @@ impl DebugLayer {
     /// Writes the pads, size, serial and fresh fill into a raw block and returns the user pointer.
     ///
     /// # Safety
-    /// `raw` must point to [`padded_size`]`(requested)` writable bytes, not in use elsewhere,
-    /// aligned to 16.
+    /// `raw` must point to [`padded_size`]`(requested)` writable bytes, not in use elsewhere.
+    /// (The layer's own writes are unaligned; the user pointer is `raw + 16`, so it has `raw`'s
+    /// alignment: a caller that needs the user bytes 16-aligned gives a 16-aligned `raw`.)
     pub unsafe fn on_alloc(&self, raw: NonNull<u8>, requested: usize) -> NonNull<u8> {
         let serial = self.next_serial.get();
         self.next_serial.set(serial + 1);

@@ -13,7 +13,9 @@ use crate::error::{OomCause, OutOfMemory};
 use crate::os;
 use crate::stats::RawStats;
 
-/// The alignment of every direct block (and of every block the tiers above hand out).
+/// The alignment of every direct block and of every arena's first pool block: the largest
+/// alignment the tiers above promise. (obj-alloc's small size classes step by 8, so its blocks
+/// are 16-aligned when their size is a multiple of 16 and 8-aligned otherwise.)
 pub const ALIGNMENT: usize = 16;
 
 /// The contact of one private heap with the OS: maps and unmaps arenas, serves direct blocks,

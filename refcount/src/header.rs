@@ -32,7 +32,7 @@ pub(crate) const HAS_WEAKREFS: u32 = 1 << 9;
 pub const UPPER_FLAGS_SHIFT: u32 = 16;
 
 /// The header at the start of every object (after the pre-header of containers).
-#[repr(C, align(16))]
+#[repr(C)] // 8-aligned: obj-alloc's blocks are 8-aligned unless a type asks for 16
 pub struct ObjHeader {
     refcnt: Cell<u32>,
     flags: Cell<u32>,

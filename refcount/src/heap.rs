@@ -214,7 +214,7 @@ impl RcHeap {
         debug_assert!(!ty.is_var(), "variable-size types are made by alloc_var");
         let ptr = self.alloc_raw(ty, 0)?;
         // SAFETY: alloc_raw returned a header followed by payload_size = size_of::<T>() bytes,
-        // aligned to 16 >= align_of::<T>().
+        // aligned to align_of::<T>() (8, or 16 when T needs it: TypeInfo rounds its size to 16).
         unsafe { ptr.payload().cast::<T>().write(value) };
         self.born(ty, ptr);
         // SAFETY: a fresh object with count 1, which the handle takes over.

@@ -142,6 +142,9 @@ pub struct TypeInfo {
     /// Bytes per item of a variable-size type (0 for a fixed-size type).
     pub item_size: usize,
     pub(crate) var_len: Option<unsafe fn(NonNull<u8>) -> usize>,
+    /// `object_size` rounds up to `round + 1` bytes: 8, or 16 for a type aligned to 16 (whose
+    /// blocks must then be 16-aligned: obj-alloc gives 16-aligned blocks to multiples of 16).
+    round: usize,
     /// A small number unique to this type in the process, given on first use: heaps index
     /// their per-type tables with it.
     index: AtomicU32,
@@ -183,6 +186,7 @@ impl TypeInfo {
             payload_size: std::mem::size_of::<T>(),
             item_size: 0,
             var_len: None,
+            round: if std::mem::align_of::<T>() > 8 { 15 } else { 7 },
             index: AtomicU32::new(0),
             container: T::CONTAINER,
             legacy_finalizer: T::LEGACY_FINALIZER,
@@ -231,6 +235,9 @@ impl TypeInfo {
         let mut ty = TypeInfo::new::<T>(name);
         ty.payload_size = items_offset::<T>();
         ty.item_size = std::mem::size_of::<T::Item>();
+        if std::mem::align_of::<T::Item>() > 8 {
+            ty.round = 15;
+        }
         ty.var_len = Some(var_len::<T>);
         ty.drop_payload = drop_var::<T>;
         ty
@@ -247,10 +254,11 @@ impl TypeInfo {
     }
 
     /// Bytes of an object of this type with `len` items (0 for fixed-size types): pre-header,
-    /// header, payload and items, rounded up to 16.
+    /// header, payload and items, rounded up to 8 (to 16 for a type aligned to 16).
     #[inline]
     pub fn object_size(&self, len: usize) -> usize {
-        (self.pre_header() + HEADER_SIZE + self.payload_size + self.item_size * len + 15) & !15
+        let r = self.round;
+        (self.pre_header() + HEADER_SIZE + self.payload_size + self.item_size * len + r) & !r
     }
 
     /// This type's process-wide index (1, 2, ...), assigned on first call.

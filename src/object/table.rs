@@ -205,9 +205,13 @@ fn block_size(log2: u8, cap: usize, in_owner: bool) -> Option<usize> {
         .checked_add(entries_offset(log2, in_owner))
 }
 
-/// The bytes the allocator hands out for a request of `size` (pool blocks are rounded to 16).
+/// The bytes the allocator hands out for a table or values block of `size` bytes. Such blocks
+/// are asked for in multiples of 16, so they are 16-aligned (a class whose size is a multiple
+/// of 16 gives 16-aligned blocks): an instance keeps a values block's capacity in the low four
+/// bits of its address.
 pub(crate) fn rounded(size: usize) -> usize {
-    SizeClass::of(size).map_or(size.next_multiple_of(16), SizeClass::block_size)
+    let size = size.next_multiple_of(16);
+    SizeClass::of(size).map_or(size, SizeClass::block_size)
 }
 
 /// The out-of-memory error for a size that does not fit the address space.

@@ -27,7 +27,7 @@ const SUMMARY: f64 = 230.0;
 const ROW: f64 = CELL_H + 6.0;
 const LEGEND_COLUMN: f64 = 150.0;
 
-/// The colour of size class `index` (of 32): hues from blue through green and yellow to red
+/// The colour of size class `index` (of `NUM_SIZE_CLASSES`): hues from blue through green and yellow to red
 /// as blocks grow, neighbours told apart by lightness.
 pub fn class_colour(index: usize) -> String {
     let (hue, light) = class_hue(index);
@@ -41,7 +41,7 @@ fn class_tint(index: usize) -> String {
 }
 
 fn class_hue(index: usize) -> (f64, f64) {
-    let hue = 240.0 - index as f64 * (300.0 / 31.0);
+    let hue = 240.0 - index as f64 * (300.0 / (obj_alloc::NUM_SIZE_CLASSES - 1) as f64);
     let light = [0.4, 0.53, 0.66][index % 3];
     (hue, light)
 }
@@ -385,7 +385,7 @@ mod tests {
         assert_eq!((t.uncarved_pools, t.blocks, t.capacity), (1, 15, 30));
         let svg = render(&map, "test");
         assert!(svg.starts_with("<svg"));
-        assert!(svg.contains("16 B: 1 pool"));
+        assert!(svg.contains("8 B: 1 pool"));
         assert!(svg.contains("1 direct blocks"));
     }
 }
