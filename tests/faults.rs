@@ -308,7 +308,7 @@ fn every_refused_arena_is_an_error_the_heap_survives_with_small_arenas() {
             backend: Backend::Arena,
             ..Config::default()
         },
-        16 * OPS,
+        24 * OPS,
         false,
     );
     // Every arena map failed in turn (and every large object's direct block).

@@ -103,7 +103,7 @@ fn a_heap_that_grew_through_many_arenas_gives_every_one_back() {
     });
     let fresh = support::fresh_holdings(h.config());
     let kept = Rc::default();
-    everything(&h, &kept, 3_000);
+    everything(&h, &kept, 4_000);
     let s = h.stats().alloc;
     if s.raw.backend == pyheap::Backend::Arena {
         assert!(

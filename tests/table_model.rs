@@ -188,7 +188,7 @@ fn a_dict_empties_its_block_and_grows_through_the_index_widths() {
     let h = support::heap();
     let d = h.dict().unwrap();
     let empty = h.size_of(d.as_obj());
-    assert_eq!(empty, 40, "the dict object alone");
+    assert_eq!(empty, 48, "the dict object alone");
     for i in 0..100_000 {
         d.set(h.int(i).unwrap(), h.none()).unwrap();
     }
