@@ -259,6 +259,18 @@ impl ObjAlloc {
         }
     }
 
+    /// The bytes a request of `size` bytes takes from this allocator, as `sys.getsizeof` would
+    /// count them: the block size of its size class when it is carved from a pool (without the
+    /// debug layer's pads), else the request itself (a direct block).
+    pub fn usable_size(&self, size: usize) -> usize {
+        match self.block_bytes(size).map(|b| self.route(b)) {
+            Some(Route::Pool(_)) if self.raw.debug_layer().is_none() => {
+                SizeClass::of(size).map_or(size, SizeClass::block_size)
+            }
+            _ => size,
+        }
+    }
+
     /// Whether a request of `size` bytes is carved from an arena.
     pub(crate) fn is_pooled(&self, size: usize) -> bool {
         matches!(

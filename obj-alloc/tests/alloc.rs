@@ -608,3 +608,28 @@ fn building_the_same_structure_again_maps_no_arena_within_the_budget() {
     heap.clear_free_lists();
     assert_eq!(heap.stats().arenas.current, 0);
 }
+
+#[test]
+fn usable_size_is_the_block_a_request_takes() {
+    let h = heap();
+    // 8-byte steps up to FINE_LIMIT, 16-byte steps above, the request itself past the
+    // threshold (a direct block).
+    assert_eq!(h.usable_size(1), 8);
+    assert_eq!(h.usable_size(100), 104);
+    assert_eq!(h.usable_size(256), 256);
+    assert_eq!(h.usable_size(257), 272);
+    assert_eq!(h.usable_size(512), 512);
+    assert_eq!(h.usable_size(513), 513);
+    for size in 1..=512 {
+        assert_eq!(
+            h.usable_size(size),
+            SizeClass::of(size).unwrap().block_size()
+        );
+    }
+    // With the system backend every block is the request, whatever malloc adds.
+    let sys = heap_with(RawConfig {
+        backend: Backend::System,
+        ..RawConfig::default()
+    });
+    assert_eq!(sys.usable_size(100), 100);
+}

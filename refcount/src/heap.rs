@@ -650,12 +650,13 @@ impl RcHeap {
         }
     }
 
-    /// The bytes an object occupies in its block (pre-header, header, payload, items; not what
-    /// its payload owns elsewhere): the core of `sys.getsizeof`.
+    /// The bytes of an object's block (pre-header, header, payload, items, and the rest of its
+    /// size class's block; not what its payload owns elsewhere): the core of `sys.getsizeof`.
     pub fn object_size(&self, obj: &ObjRef<'_>) -> usize {
         let ty = obj.type_info();
         // SAFETY: the handle keeps the payload alive.
-        ty.object_size(unsafe { ty.len_of(obj.as_ptr().payload()) })
+        let size = ty.object_size(unsafe { ty.len_of(obj.as_ptr().payload()) });
+        self.alloc.usable_size(size)
     }
 
     /// Makes an object immortal (PEP 683): its count never changes again and it is never freed.

@@ -50,7 +50,7 @@ impl Object for Float {
 /// `str`: UTF-8 bytes stored in the object's own block, with the hash computed once.
 ///
 /// The payload is 8 bytes (a 32-bit hash and a 32-bit length), so the text starts 24 bytes
-/// into the block: a str of n bytes takes `16 * ceil((24 + n) / 16)` bytes (CPython's compact
+/// into the block: a str of n bytes takes the size class of 24 + n bytes (CPython's compact
 /// ASCII str: 41 + n, before pymalloc's rounding). The hash is 32 bits wide (pyheap's hashes
 /// are its own, not CPython's values: a table only needs equal keys to hash equal). A text
 /// longer than [`MAX_ATOM_LEN`] bytes is refused
