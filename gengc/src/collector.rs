@@ -10,8 +10,8 @@ use std::time::Instant;
 use bumpalo::collections::Vec as BumpVec;
 use bumpalo::Bump;
 use refcount::{
-    ContainerHook, ObjHeader, ObjPtr, ObjRef, Object, RcHeap, Unraisable, Visit, WeakRefObj,
-    IMMORTAL,
+    prefetch, ContainerHook, ObjHeader, ObjPtr, ObjRef, Object, RcHeap, Unraisable, Visit,
+    WeakRefObj, IMMORTAL,
 };
 
 use crate::header::{
@@ -950,18 +950,6 @@ fn prefetch_header(obj: ObjPtr) {
     let addr = obj.as_non_null().as_ptr().cast::<u8>();
     prefetch(addr.wrapping_sub(16));
     prefetch(addr.wrapping_add(8));
-}
-
-#[inline(always)]
-fn prefetch(addr: *const u8) {
-    #[cfg(all(target_arch = "x86_64", not(miri)))]
-    // SAFETY: a prefetch is a hint: it never faults and has no effect the program can observe,
-    // whatever the address.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch(addr.cast::<i8>(), std::arch::x86_64::_MM_HINT_T0)
-    };
-    #[cfg(not(all(target_arch = "x86_64", not(miri))))]
-    let _ = addr;
 }
 
 impl ContainerHook for Collector {

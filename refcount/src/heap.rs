@@ -695,9 +695,10 @@ impl Drop for RcHeap {
 /// How many objects ahead [`RcHeap::free_garbage`] prefetches the children of the garbage.
 const PREFETCH_AHEAD: usize = 8;
 
-/// Asks the CPU to start loading the cache line at `addr`.
+/// Asks the CPU to start loading the cache line at `addr` (a hint: any address will do; a
+/// no-op off x86-64 and under Miri). The collector's passes use it too.
 #[inline(always)]
-fn prefetch(addr: *const u8) {
+pub fn prefetch(addr: *const u8) {
     #[cfg(all(target_arch = "x86_64", not(miri)))]
     // SAFETY: a prefetch is a hint: it never faults and has no effect the program can observe,
     // whatever the address.
