@@ -601,11 +601,12 @@ impl Collector {
         rc.defer_frees(|| {
             let young = self.young.borrow();
             let slots = self.unreachable.borrow();
-            // SAFETY: every object of an unreachable slot is a live container of this heap,
-            // reachable only from other such objects (move_unreachable), its count pinned at
-            // IMMORTAL (move_unreachable), without finalizer to run or weak references
-            // (Special::none). The collector forgets it: move_survivors skips its slot and
-            // nothing reads its state again.
+            // The garbage: every object of an unreachable slot is a live container of this
+            // heap, reachable only from other such objects, its count pinned at IMMORTAL
+            // (move_unreachable), with no finalizer to run, no weak reference, and a type that
+            // promised an exact trace (Special::none).
+            // SAFETY: free_garbage's contract is the paragraph above; the collector forgets the
+            // garbage after it (move_survivors skips its slots, nothing reads their state).
             unsafe {
                 rc.free_garbage(
                     || slots.iter().filter_map(|i| young[i]),

@@ -480,8 +480,9 @@ impl RcHeap {
     /// Every call of `garbage` yields the same live objects of this heap, each once. Each has
     /// its count set to `IMMORTAL` by the caller, is referenced by nothing but members of the
     /// set (no handle, no object outside), has no finalizer left to run and no weak
-    /// references, and is no longer tracked by the container hook's owner (the caller
-    /// accounts for its death there).
+    /// references, has a type that promised an exact trace
+    /// ([`TypeInfo::assume_exact_trace`]: no payload drop makes a new reference), and is no
+    /// longer tracked by the container hook's owner (the caller accounts for its death there).
     pub unsafe fn free_garbage<I: Iterator<Item = ObjPtr>>(
         &self,
         garbage: impl Fn() -> I,
