@@ -653,14 +653,21 @@ impl<'h> Raw<'h> {
         unsafe { &mut *self.entries().as_ptr().add(ix) }
     }
 
+    /// The first byte of the index, which follows the header (when the block holds it).
+    fn index_base(&self, log2: u8) -> NonNull<u8> {
+        // SAFETY: the prefix is inside the block (`grow` sized the block for it).
+        unsafe {
+            self.header
+                .cast::<u8>()
+                .add(prefix(log2, self.head.is_some()))
+        }
+    }
+
     fn index_get(&self, slot: usize) -> i64 {
         let log2 = self.header().log2;
-        // SAFETY: slot < 1 << log2 (masked by the callers); the index follows the header.
+        let base = self.index_base(log2);
+        // SAFETY: slot < 1 << log2 (masked by the callers): inside the index.
         unsafe {
-            let base = self
-                .header
-                .cast::<u8>()
-                .add(prefix(log2, self.head.is_some()));
             match index_width(log2) {
                 1 => i64::from(base.cast::<i8>().add(slot).read()),
                 2 => i64::from(base.cast::<i16>().add(slot).read()),
@@ -676,13 +683,10 @@ impl<'h> Raw<'h> {
         if log2 == LINEAR {
             return;
         }
+        let base = self.index_base(log2);
         // SAFETY: as `index_get`; the value fits the width, since entry numbers are below
         // 2/3 of the slot count.
         unsafe {
-            let base = self
-                .header
-                .cast::<u8>()
-                .add(prefix(log2, self.head.is_some()));
             match index_width(log2) {
                 1 => base.cast::<i8>().add(slot).write(ix as i8),
                 2 => base.cast::<i16>().add(slot).write(ix as i16),
