@@ -14,6 +14,7 @@ use refcount::{
     WeakRefObj, IMMORTAL,
 };
 
+use crate::buffers;
 use crate::header::{
     gc_header, set_state, state, GcHeader, GARBAGE, GARBAGE_DEAD, GEN_BASE, UNREACHABLE, UNTRACKED,
     YOUNG,
@@ -303,25 +304,36 @@ impl Collector {
 
         self.update_counts(g);
         let old = (g + 1).min(NUM_GENERATIONS - 1);
-        let examined = self.update_and_subtract_refs(g);
+        let sweep = self.update_and_subtract_refs(g);
+        let examined = sweep.examined;
         if debug.contains(DebugFlags::STATS) {
             tracing::info!(target: "gengc", generation = g, examined,
                 objects = ?[0, 1, 2].map(|i| self.generation_len(i)), "gc: collecting");
         }
 
-        let special = self.move_unreachable(&bump);
-        // The objects of the unreachable slots are garbage, their counts pinned; the others in
-        // the young array are reachable from outside the young set (see move_unreachable).
-
-        let (m, n) = if special.none() && !debug.contains(DebugFlags::SAVEALL) {
-            // The common case: no user code can run on the garbage, none of it is kept, and
-            // every type's trace is exact (TypeInfo::assume_exact_trace).
-            self.log_collectable(debug);
-            (self.delete_garbage_in_bulk(), 0)
+        let (m, n, survivors) = if sweep.no_roots
+            && sweep.special.none()
+            && !debug.contains(DebugFlags::SAVEALL)
+            && !debug.contains(DebugFlags::COLLECTABLE)
+        {
+            // Nothing young is referenced from outside: all of it is garbage, and common
+            // garbage (see below) at that. No scan, no rescue: free it where it stands.
+            (self.delete_young_in_bulk(), 0, 0)
         } else {
-            self.handle_special_garbage(debug, special, &bump)
+            let special = self.move_unreachable(&bump);
+            // The objects of the unreachable slots are garbage, their counts pinned; the
+            // others in the young array are reachable from outside the young set (see
+            // move_unreachable).
+            let (m, n) = if special.none() && !debug.contains(DebugFlags::SAVEALL) {
+                // The common case: no user code can run on the garbage, none of it is kept,
+                // and every type's trace is exact (TypeInfo::assume_exact_trace).
+                self.log_collectable(debug);
+                (self.delete_garbage_in_bulk(), 0)
+            } else {
+                self.handle_special_garbage(debug, special, &bump)
+            };
+            (m, n, self.move_survivors(old))
         };
-        let survivors = self.move_survivors(old);
 
         if g == NUM_GENERATIONS - 2 {
             self.long_lived_pending
@@ -384,15 +396,21 @@ impl Collector {
     /// prefetched one batch before they are subtracted, so that a random graph waits on memory
     /// once per batch rather than once per reference.
     ///
+    /// The oldest non-empty collected generation lends its buffer to the young array (see
+    /// `buffers`), the younger ones are appended to it: the young array is in generation
+    /// order, oldest first, and the sweep runs over it in place.
+    ///
     /// Dying objects stay where they are: a container whose count is 0 is being deallocated
     /// (it waits on the refcount tier's pending stack, or runs its weakref callbacks), which is
     /// possible when a finalizer or callback of that deallocation collects. CPython untracks such
-    /// objects before its trashcan defers them; here they are left out of the collection, their
+    /// objects before its trashcan defers them; here they go back to their generation, their
     /// references counting as references from outside (they are released when the object's
     /// turn comes), and what young objects subtracted from them is undone.
-    fn update_and_subtract_refs(&self, g: usize) -> usize {
+    fn update_and_subtract_refs(&self, g: usize) -> Sweep {
         let last_gen = GEN_BASE + g as u8;
-        let subtract = |edges: &mut Vec<ObjPtr>| {
+        // References subtracted from young objects (and from dying ones, undone below).
+        let mut subtracted: u64 = 0;
+        let subtract = |edges: &mut Vec<ObjPtr>, subtracted: &mut u64| {
             for &child in edges.iter() {
                 // SAFETY: visited pointers are live objects (Visit only takes handles).
                 let header = unsafe { child.header() };
@@ -401,67 +419,90 @@ impl Collector {
                     // SAFETY: only tracked containers have a state other than UNTRACKED.
                     let h = unsafe { gc_header(child) };
                     h.gc_refs.set(h.gc_refs.get() - 1);
+                    *subtracted += 1;
                 }
             }
             edges.clear();
         };
         let [mut filling, mut ready] = self.edges.take();
         let (mut edges, mut far) = (0usize, 0usize);
+        let mut counted: u64 = 0;
+        let mut special = Special::default();
         let mut young = self.young.borrow_mut();
-        young.clear();
-        young.reserve((0..=g).map(|gen| self.gens[gen].borrow().len()).sum());
-        for gen in (0..=g).rev() {
-            // Retained, not taken: each generation keeps its capacity for the next collection.
-            let mut list = self.gens[gen].borrow_mut();
-            let mut dying = false;
-            list.retain(|&obj| {
-                // SAFETY: tracked objects are live containers.
-                let (h, header) = unsafe { (gc_header(obj), obj.header()) };
-                if header.refcnt() == 0 {
-                    dying = true;
-                    return true;
-                }
-                set_state(header, YOUNG);
-                h.index.set(young.len() as u32);
-                h.reachable.set(false);
-                h.gc_refs.set(h.gc_refs.get() + i64::from(header.refcnt()));
-                young.push(Some(obj));
-                let first = filling.len();
-                // SAFETY: a live object; the visitor only gathers pointers.
-                unsafe { refcount::trace(obj, &mut Visit::into_vec(&mut filling)) };
-                edges += filling.len() - first;
-                far += filling[first..]
-                    .iter()
-                    .filter(|c| c.addr().abs_diff(obj.addr()) > NEAR)
-                    .count();
-                if filling.len() >= EDGE_BATCH {
-                    for &child in &filling {
-                        prefetch_header(child);
-                    }
-                    subtract(&mut ready);
-                    std::mem::swap(&mut filling, &mut ready);
-                }
-                false
-            });
-            if dying {
-                for (i, &obj) in list.iter().enumerate() {
-                    // SAFETY: a dying container is live until the refcount tier frees it.
-                    unsafe { gc_header(obj) }.index.set(i as u32);
-                }
+        debug_assert!(young.is_empty());
+        if let Some(lender) = (0..=g)
+            .rev()
+            .find(|&gen| !self.gens[gen].borrow().is_empty())
+        {
+            let mut lent = self.gens[lender].borrow_mut();
+            let spare =
+                std::mem::replace(&mut *young, buffers::into_slots(std::mem::take(&mut lent)));
+            // SAFETY: the young array is empty between collections.
+            *lent = unsafe { buffers::into_objects(spare) };
+            drop(lent);
+            for gen in (0..lender).rev() {
+                young.extend(self.gens[gen].borrow_mut().drain(..).map(Some));
             }
         }
-        subtract(&mut ready);
-        subtract(&mut filling);
+        let mut kept = 0;
+        for i in 0..young.len() {
+            let Some(obj) = young[i] else { continue };
+            // SAFETY: tracked objects are live containers.
+            let (h, header) = unsafe { (gc_header(obj), obj.header()) };
+            if header.refcnt() == 0 {
+                // Dying: back to its generation, in order.
+                let mut list = self.gens[(state(header) - GEN_BASE) as usize].borrow_mut();
+                h.index.set(list.len() as u32);
+                list.push(obj);
+                continue;
+            }
+            set_state(header, YOUNG);
+            h.index.set(kept as u32);
+            h.reachable.set(false);
+            h.gc_refs.set(h.gc_refs.get() + i64::from(header.refcnt()));
+            counted += u64::from(header.refcnt());
+            special.note(header);
+            young[kept] = Some(obj);
+            kept += 1;
+            let first = filling.len();
+            // SAFETY: a live object; the visitor only gathers pointers.
+            unsafe { refcount::trace(obj, &mut Visit::into_vec(&mut filling)) };
+            edges += filling.len() - first;
+            far += filling[first..]
+                .iter()
+                .filter(|c| c.addr().abs_diff(obj.addr()) > NEAR)
+                .count();
+            if filling.len() >= EDGE_BATCH {
+                for &child in &filling {
+                    prefetch_header(child);
+                }
+                subtract(&mut ready, &mut subtracted);
+                std::mem::swap(&mut filling, &mut ready);
+            }
+        }
+        young.truncate(kept);
+        subtract(&mut ready, &mut subtracted);
+        subtract(&mut filling, &mut subtracted);
         self.edges.set([filling, ready]);
         self.scattered.set(far * 4 > edges);
         // Undo what young objects subtracted from dying ones (gc_refs is 0 outside a collection).
         for gen in 0..=g {
             for &obj in self.gens[gen].borrow().iter() {
                 // SAFETY: objects left in a collected generation are dying, still live.
-                unsafe { gc_header(obj) }.gc_refs.set(0);
+                let h = unsafe { gc_header(obj) };
+                subtracted -= h.gc_refs.get().unsigned_abs();
+                h.gc_refs.set(0);
             }
         }
-        young.len()
+        Sweep {
+            examined: kept,
+            // Each young object's outside references are its count less the references from
+            // young objects, never below 0 when every trace is exact (none reports a reference
+            // twice): when the counts add up to the references between young objects, no
+            // young object is referenced from outside.
+            no_roots: counted == subtracted && !special.inexact_traces,
+            special,
+        }
     }
 
     /// Finds which young objects are reachable, CPython's `move_unreachable` in two steps.
@@ -613,6 +654,37 @@ impl Collector {
                     self.scattered.get(),
                 )
             }
+        })
+    }
+
+    /// Deletion when the sweep found no young object referenced from outside
+    /// ([`Sweep::no_roots`]) and the young set needs nothing but freeing: the whole young
+    /// array is garbage. The refcount tier pins the counts as it goes (no scan pinned them)
+    /// and frees everything in young order; the young array is emptied. Returns how many it
+    /// freed.
+    fn delete_young_in_bulk(&self) -> u64 {
+        let rc = self.rc();
+        // As in delete_garbage_in_bulk, deaths outside the garbage are drained after the
+        // closure, once the young array is empty and no borrow is held.
+        rc.defer_frees(|| {
+            let young = self.young.borrow();
+            // The garbage: every young object, a live container of this heap referenced from
+            // nowhere but the young set (the sweep's counts add up), with no finalizer to run,
+            // no weak reference, and a type that promised an exact trace (Special::none over
+            // the whole young set); exactly the objects in state YOUNG (a state no other
+            // object has during a collection).
+            // SAFETY: free_unpinned_garbage's contract is the paragraph above; the collector
+            // forgets the garbage right after, by emptying the young array.
+            let freed = unsafe {
+                rc.free_unpinned_garbage(
+                    || young.iter().flatten().copied(),
+                    |header| state(header) == YOUNG,
+                    self.scattered.get(),
+                )
+            };
+            drop(young);
+            self.young.borrow_mut().clear();
+            freed
         })
     }
 
@@ -870,42 +942,62 @@ impl Collector {
     }
 
     /// Everything left in the young array (reachable, resurrected, uncollectable, saved, or
-    /// surviving its clear) moves to generation `old`. Returns how many.
+    /// surviving its clear) moves to generation `old`, in young order. The survivors close
+    /// ranks in the young array first; when `old` is empty (a full collection's), the young
+    /// array's buffer becomes the generation, and the generation's empty one the young array's
+    /// (see `buffers`); otherwise they are appended. Returns how many.
     fn move_survivors(&self, old: usize) -> usize {
-        let mut young = std::mem::take(&mut *self.young.borrow_mut());
+        let mut young = self.young.borrow_mut();
         let mut garbage = self.unreachable.borrow_mut();
         let mut dest = self.gens[old].borrow_mut();
-        dest.reserve(young.len() - garbage.len());
-        let before = dest.len();
+        let base = dest.len();
+        let mut kept = 0;
         // 64 slots at a time: a run of garbage costs one test of its word.
-        for (w, chunk) in young.chunks(64).enumerate() {
+        for w in 0..young.len().div_ceil(64) {
             let dead = garbage.word(w);
             if dead == !0 {
                 continue;
             }
-            for (i, slot) in chunk.iter().enumerate() {
-                let Some(obj) = *slot else { continue };
-                if dead & (1 << i) != 0 {
+            for i in w * 64..young.len().min(w * 64 + 64) {
+                let Some(obj) = young[i] else { continue };
+                if dead & (1 << (i % 64)) != 0 {
                     continue;
                 }
                 // SAFETY: objects still in the young array, outside the unreachable set, are
                 // live containers.
                 let (h, header) = unsafe { (gc_header(obj), obj.header()) };
                 set_state(header, GEN_BASE + old as u8);
-                h.index.set(dest.len() as u32);
+                h.index.set((base + kept) as u32);
                 h.reachable.set(false);
                 h.gc_refs.set(0);
-                dest.push(obj);
+                young[kept] = Some(obj);
+                kept += 1;
             }
         }
-        let moved = dest.len() - before;
-        drop(dest);
+        young.truncate(kept);
         garbage.clear();
-        // Keep the array's capacity for the next collection.
-        young.clear();
-        *self.young.borrow_mut() = young;
-        moved
+        if base == 0 {
+            let spare = std::mem::take(&mut *dest);
+            // SAFETY: the first `kept` slots were filled above, the rest truncated away.
+            *dest = unsafe {
+                buffers::into_objects(std::mem::replace(&mut *young, buffers::into_slots(spare)))
+            };
+        } else {
+            dest.extend(young.drain(..).flatten());
+        }
+        kept
     }
+}
+
+/// What [`Collector::update_and_subtract_refs`] learned of the young set as a whole.
+struct Sweep {
+    /// How many objects the young array holds.
+    examined: usize,
+    /// No young object is referenced from outside the young set: the counts of the young
+    /// objects add up to the references between them (and every trace is exact).
+    no_roots: bool,
+    /// What the young set as a whole needs beyond freeing.
+    special: Special,
 }
 
 /// What the garbage of a collection needs beyond freeing.

@@ -15,7 +15,11 @@
 //!     young: the array of a running collection     track = push, untrack = swap_remove
 //!     unreachable: a bit per young slot            scratch: a bumpalo arena, reset per run
 //!
-//!   collect(g):  update_and_subtract_refs ─> move_unreachable (scan, then rescue)
+//!   collect(g):  update_and_subtract_refs (the oldest collected generation lends its
+//!                │   buffer as the young array; the sweep adds up counts and references)
+//!                ├─ no young object referenced from outside, and common garbage:
+//!                │    delete_young_in_bulk ── RcHeap::free_unpinned_garbage (no scan)
+//!                └─ otherwise: move_unreachable (scan, then rescue)
 //!                ├─ common garbage (no finalizer to run, no weakref, no SAVEALL):
 //!                │    delete_garbage_in_bulk ── RcHeap::free_garbage (drop all, free all)
 //!                └─ otherwise, CPython's careful path: take_unreachable
@@ -33,7 +37,11 @@
 //!   is, after `update_and_subtract_refs`, the number of references from outside the young set.
 //! - The scan pins the count of each object it finds unreachable at `IMMORTAL` (the true count
 //!   in `gc_refs`) until the object is freed or given its count back (rescued, or taken by the
-//!   careful path); no user code runs while a count is pinned.
+//!   careful path); no user code runs while a count is pinned. When the young counts add up to
+//!   the references among young objects (and every trace is exact), nothing young has an
+//!   outside reference: there is no scan, and the refcount tier pins as it frees.
+//! - Between collections the young array is empty; a generation array and the young array
+//!   trade buffers (`buffers.rs` owns the one layout fact that allows it).
 //! - On the careful path the collector holds a reference to every object it found unreachable
 //!   until deletion ends, so nothing it works on is freed under it; finalizers and callbacks
 //!   may allocate, drop, resurrect, or call `collect` (which returns 0 at once while a
@@ -49,6 +57,7 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod buffers;
 mod collector;
 mod header;
 mod heap;

@@ -15,7 +15,11 @@ use crate::type_info::{Object, TypeInfo};
 
 /// A raw pointer to an object's header. Copying it adds no reference; using it is unsafe.
 /// The collector and runtime implementers work with these.
+///
+/// `repr(transparent)` over a `NonNull`: `Option<ObjPtr>` has `ObjPtr`'s layout, `None` the
+/// null pointer (a collector reuses an array of one as an array of the other).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(transparent)]
 pub struct ObjPtr(NonNull<ObjHeader>);
 
 impl fmt::Debug for ObjPtr {

@@ -488,6 +488,46 @@ impl RcHeap {
         garbage: impl Fn() -> I,
         prefetch_children: bool,
     ) -> u64 {
+        // SAFETY: the caller pinned every member (contract); nothing to recognise.
+        unsafe {
+            self.free_garbage_inner(garbage, None::<fn(&ObjHeader) -> bool>, prefetch_children)
+        }
+    }
+
+    /// [`free_garbage`](Self::free_garbage) for garbage whose counts are not pinned yet:
+    /// `is_member` recognises a member by its header, and each member's count is pinned at
+    /// [`IMMORTAL`](crate::IMMORTAL) on its turn and before the drop of any member's payload
+    /// that holds it, so that no count among the garbage falls to zero. This saves the caller
+    /// a pass over the garbage when it learns what the garbage is without visiting it (a
+    /// collector whose every candidate turned out unreachable). Each payload is traced once
+    /// more.
+    ///
+    /// # Safety
+    /// As for [`free_garbage`](Self::free_garbage), except that the counts need not be pinned;
+    /// instead, `is_member` holds for the header of every member (a member it missed could
+    /// be freed twice) and for no other object a member references (such an object would be
+    /// pinned, never to be freed).
+    pub unsafe fn free_unpinned_garbage<I: Iterator<Item = ObjPtr>>(
+        &self,
+        garbage: impl Fn() -> I,
+        is_member: impl Fn(&ObjHeader) -> bool,
+        prefetch_children: bool,
+    ) -> u64 {
+        // SAFETY: the caller's contract; free_garbage_inner pins with `is_member`.
+        unsafe { self.free_garbage_inner(garbage, Some(is_member), prefetch_children) }
+    }
+
+    /// The two passes of [`free_garbage`](Self::free_garbage), pinning with `is_member` when
+    /// given one (see [`free_unpinned_garbage`](Self::free_unpinned_garbage)).
+    ///
+    /// # Safety
+    /// That of `free_garbage` when `is_member` is None, of `free_unpinned_garbage` otherwise.
+    unsafe fn free_garbage_inner<I: Iterator<Item = ObjPtr>>(
+        &self,
+        garbage: impl Fn() -> I,
+        is_member: Option<impl Fn(&ObjHeader) -> bool>,
+        prefetch_children: bool,
+    ) -> u64 {
         self.defer_frees(|| {
             let mut lens = self.garbage_lens.take();
             lens.clear();
@@ -501,6 +541,22 @@ impl RcHeap {
                     unsafe { trace(next, &mut crate::Visit::into_vec(&mut children)) };
                     for &child in &children {
                         prefetch(child.as_non_null().as_ptr().cast());
+                    }
+                    children.clear();
+                }
+                if let Some(is_member) = &is_member {
+                    // SAFETY: a live member; the visitor only gathers pointers, and the
+                    // headers of its children are live (a member's payload is dropped below,
+                    // its block only freed in the second pass).
+                    unsafe {
+                        obj.header().make_immortal();
+                        trace(obj, &mut crate::Visit::into_vec(&mut children));
+                        for &child in &children {
+                            let header = child.header();
+                            if is_member(header) {
+                                header.make_immortal();
+                            }
+                        }
                     }
                     children.clear();
                 }
