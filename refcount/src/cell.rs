@@ -55,6 +55,7 @@ impl<'h> RefCell1<'h> {
     }
 
     /// Reports the reference, if any.
+    #[inline]
     pub fn trace(&self, visit: &mut Visit<'_>) {
         // SAFETY: the visitor runs no code that changes the graph (Trace's contract), so the
         // slot is not written while borrowed.
@@ -148,6 +149,7 @@ impl<'h> RefVec<'h> {
     }
 
     /// Reports every item.
+    #[inline]
     pub fn trace(&self, visit: &mut Visit<'_>) {
         // SAFETY: the visitor does not change the graph (Trace's contract), so the list is not
         // written while borrowed.

@@ -792,6 +792,7 @@ fn log_unraisable(u: &Unraisable) {
 ///
 /// # Safety
 /// `obj` must be live, and `visit` must not change the object graph.
+#[inline]
 pub unsafe fn trace(obj: ObjPtr, visit: &mut crate::Visit<'_>) {
     // SAFETY: contract.
     unsafe { (obj.type_info().trace)(obj.payload(), visit) }
