@@ -3,7 +3,8 @@
 //!
 //! ```text
 //!   shapes (N objects, two reference slots each)      collectors
-//!     pairs   N/2 two-object cycles, dropped            pyheap (gengc over refcount)
+//!     pairs   N/2 two-object cycles, dropped            pyheap (gengc over refcount), and
+//!                                                       pyheap-huge-pages (2 MiB arenas, THP)
 //!     ring    one cycle through all N, dropped          CPython 3.11 (python3, lists [None, None])
 //!     random  two out-edges to random objects, dropped  bacon_rajan_cc, dumpster, gc, rust-cc
 //!     live    the random graph, kept alive              gc-arena (the tracing floor)
@@ -93,6 +94,9 @@ impl fmt::Display for Shape {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Collector {
     Pyheap,
+    /// pyheap with 2 MiB arenas that ask for transparent huge pages (`RawConfig::huge_pages`):
+    /// not the default (CPython's 1 MiB arenas), reported beside it.
+    PyheapHuge,
     CPython,
     Bacon,
     Dumpster,
@@ -102,8 +106,9 @@ enum Collector {
 }
 
 impl Collector {
-    const ALL: [Collector; 7] = [
+    const ALL: [Collector; 8] = [
         Collector::Pyheap,
+        Collector::PyheapHuge,
         Collector::CPython,
         Collector::Bacon,
         Collector::Dumpster,
@@ -116,6 +121,7 @@ impl Collector {
     fn key(self) -> &'static str {
         match self {
             Collector::Pyheap => "pyheap",
+            Collector::PyheapHuge => "pyheap-huge-pages",
             Collector::CPython => "cpython",
             Collector::Bacon => "bacon_rajan_cc",
             Collector::Dumpster => "dumpster",
@@ -267,8 +273,14 @@ mod pyheap_case {
         }
     }
 
-    pub(super) fn run(shape: Shape, edges: &[[u32; 2]]) -> ! {
-        let heap = GcHeap::new(Default::default()).expect("a heap");
+    /// One case; with `huge_pages`, in 2 MiB arenas that ask for transparent huge pages.
+    pub(super) fn run(shape: Shape, edges: &[[u32; 2]], huge_pages: bool) -> ! {
+        let mut config = obj_alloc::ObjConfig::default();
+        if huge_pages {
+            config.raw.arena_size = 2 << 20;
+            config.raw.huge_pages = true;
+        }
+        let heap = GcHeap::new(config).expect("a heap");
         heap.disable();
         let nodes: Vec<Ref<'_, Node<'_>>> = edges
             .iter()
@@ -576,7 +588,8 @@ fn run_child(args: &[String]) -> ! {
     let edges = edges(shape, n);
     // Each case finishes the process itself (without teardown); returning is never reached.
     run_child_case(DEFAULT_STACK, move || match collector {
-        Collector::Pyheap => pyheap_case::run(shape, &edges),
+        Collector::Pyheap => pyheap_case::run(shape, &edges, false),
+        Collector::PyheapHuge => pyheap_case::run(shape, &edges, true),
         Collector::Bacon => bacon_case::run(shape, &edges),
         Collector::Dumpster => dumpster_case::run(shape, &edges),
         Collector::RustGc => rust_gc_case::run(shape, &edges),
