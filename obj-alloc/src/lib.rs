@@ -102,8 +102,9 @@
 //! is the same (push). A kind without free lists adds one check and a counter. Taking a new pool, or a pool becoming full or empty, costs a little more and
 //! happens once per pool's worth of blocks; an arena costs one `mmap`/`munmap` and a page fault
 //! per page touched, which retention saves a heap that grows and shrinks within its budget.
-//! A [`FreeBatch`] pays per block only the kind's counter and an append to its run; a run that
-//! frees all of a pool's blocks writes none of them.
+//! A [`FreeBatch`] pays per block only the kind's counter and an append to its run (and a
+//! prefetch for a block out of address order); a run that frees all of a pool's blocks writes
+//! none of them.
 //!
 //! ## Example
 //! ```

@@ -678,6 +678,12 @@ fn run(mode: Mode, keep: usize, ops: Vec<Op>) {
 proptest! {
     #![proptest_config(ProptestConfig {
         cases: if cfg!(miri) { 2 } else { 96 },
+        // Miri's isolation has no current directory for the regressions file.
+        failure_persistence: if cfg!(miri) {
+            None
+        } else {
+            ProptestConfig::default().failure_persistence
+        },
         ..ProptestConfig::default()
     })]
 
