@@ -5,7 +5,7 @@
 //! block. Everything else (a new pool, a pool becoming full or empty, direct blocks, the debug
 //! layer, the system backend) leaves through a function of its own.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ptr::NonNull;
 
 use raw_alloc::{debug, Backend, DebugViolation, OomCause, OutOfMemory, RawHeap};
@@ -38,6 +38,9 @@ pub struct ObjAlloc {
     pub(crate) kinds: Kinds,
     pub(crate) arena_shift: u8,
     pub(crate) raw: RawHeap,
+    /// The run buffer of [`FreeBatch`](crate::FreeBatch), kept between batches so that a batch
+    /// allocates nothing (a batch takes it and puts it back; a nested batch makes its own).
+    pub(crate) free_run_buffer: Cell<Vec<NonNull<u8>>>,
 }
 
 /// Where the block layer serves a request of some number of bytes.
@@ -64,6 +67,7 @@ impl ObjAlloc {
             kinds: Kinds::new(),
             arena_shift: arena_size.trailing_zeros() as u8,
             raw,
+            free_run_buffer: Cell::new(Vec::new()),
         })
     }
 
@@ -217,13 +221,14 @@ impl ObjAlloc {
     }
 
     /// A free changed a pool's state: full -> used rejoins the used table; used -> empty leaves
-    /// it and goes back to its arena (which may go back to the OS).
+    /// it and goes back to its arena (which may go back to the OS); full -> empty (a run of
+    /// frees) goes back to its arena from no list.
     ///
     /// # Safety
     /// `pool` must be live, of `class`, and have just changed state as `after` says.
     #[cold]
     #[inline(never)]
-    unsafe fn pool_changed_state(&self, pool: Pool, class: SizeClass, after: AfterFree) {
+    pub(crate) unsafe fn pool_changed_state(&self, pool: Pool, class: SizeClass, after: AfterFree) {
         match after {
             AfterFree::StillUsed => {}
             // SAFETY: a full pool is in no list; it is used again.
@@ -235,6 +240,11 @@ impl ObjAlloc {
                     self.used.remove(class, pool);
                     self.arenas.borrow_mut().return_pool(pool, &self.raw);
                 }
+            }
+            AfterFree::EmptyFromFull => {
+                tracing::trace!(target: "obj_alloc", class = class.index(), "pool released");
+                // SAFETY: a full pool is in no list; now it is empty.
+                unsafe { self.arenas.borrow_mut().return_pool(pool, &self.raw) };
             }
         }
     }

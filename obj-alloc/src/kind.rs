@@ -315,21 +315,38 @@ impl ObjAlloc {
         ptr: NonNull<u8>,
         size: usize,
     ) {
+        // SAFETY: the caller's contract is ours.
+        if !unsafe { self.count_free_and_keep(kind, len, ptr, size) } {
+            // SAFETY: the caller's contract; the block was not kept.
+            unsafe { self.dealloc(ptr, size) }
+        }
+    }
+
+    /// The kind's part of a free: counts it, and keeps the block on the kind's free list if the
+    /// list has room. Returns whether it kept the block; if not, the caller must free it (as
+    /// [`dealloc`](Self::dealloc) does).
+    ///
+    /// # Safety
+    /// As for [`dealloc_kind`](Self::dealloc_kind).
+    #[inline(always)]
+    pub(crate) unsafe fn count_free_and_keep(
+        &self,
+        kind: KindId,
+        len: Option<usize>,
+        ptr: NonNull<u8>,
+        size: usize,
+    ) -> bool {
         let k = self.kinds.get(kind);
         Kind::bump(&k.frees);
         if k.lists.is_empty() {
-            // SAFETY: the caller's contract; a kind without free lists keeps nothing.
-            return unsafe { self.dealloc(ptr, size) };
+            return false; // a kind without free lists keeps nothing
         }
-        if let Some(list) = k.list(len) {
+        match k.list(len) {
             // SAFETY: ptr is a live block of `size` bytes that the caller gives up (contract);
             // every block of this allocator is 8-aligned.
-            if unsafe { list.push(ptr, size, k.capacity) } {
-                return;
-            }
+            Some(list) => unsafe { list.push(ptr, size, k.capacity) },
+            None => false,
         }
-        // SAFETY: the caller's contract; the block was not kept.
-        unsafe { self.dealloc(ptr, size) }
     }
 
     /// Gives every block on every kind's free list back to its pool (or to the raw heap), as

@@ -34,6 +34,9 @@
 //!
 //!   KindId "float": FreeList  [dead] -> [dead] -> None    (dead blocks kept for reuse,
 //!   KindId "tuple": PerLength [len 1] -> ..., [len 2] ...  never touching a pool)
+//!
+//!   FreeBatch: push push push ... -> run [blocks of one pool] -> flushed when the pool changes:
+//!              the whole pool's blocks: pool emptied wholesale; some: linked onto its free list
 //! ```
 //!
 //! ## Invariants, in the words of the code
@@ -64,6 +67,9 @@
 //!   and whose free lists are cleared holds no arena.
 //! - Frees carry the size (Rust deallocation knows the layout), so the size class of a free is
 //!   computed, never looked up.
+//! - A block pushed to a [`FreeBatch`] counts as handed out until the batch's run of its pool
+//!   is flushed (the next block of another pool, `finish`, drop); the flush leaves pools, free
+//!   lists and arenas exactly as the same frees one by one would.
 //!
 //! ## Modes
 //! - `Backend::System` (raw config): every block is a direct block, so valgrind and
@@ -79,6 +85,8 @@
 //! - `arena`: the arena side table and the usable-arena ordering.
 //! - `free_list` / `kind`: per-kind policies, their free lists and counters.
 //! - `allocator`: [`ObjAlloc`] and its hot paths; `owner`: [`Placement`] and owner lookup.
+//! - `batch`: [`FreeBatch`], many frees with the pool work done once per run of one pool's
+//!   blocks (a collector's garbage).
 //! - `stats`: [`AllocStats`] and its text rendering; `allocator_api`: `&ObjAlloc` as an
 //!   `allocator_api2` allocator.
 //! - `asan`: AddressSanitizer poisoning of free blocks and pool slack (only in ASan builds).
@@ -94,6 +102,9 @@
 //! is the same (push). A kind without free lists adds one check and a counter. Taking a new pool, or a pool becoming full or empty, costs a little more and
 //! happens once per pool's worth of blocks; an arena costs one `mmap`/`munmap` and a page fault
 //! per page touched, which retention saves a heap that grows and shrinks within its budget.
+//! A [`FreeBatch`] pays per block only the kind's counter and an append to its run (and a
+//! prefetch for a block out of address order); a run that frees all of a pool's blocks writes
+//! none of them.
 //!
 //! ## Example
 //! ```
@@ -130,6 +141,7 @@ mod allocator;
 mod allocator_api;
 mod arena;
 mod asan;
+mod batch;
 mod config;
 mod free_list;
 mod kind;
@@ -142,6 +154,7 @@ mod stats;
 mod tests;
 
 pub use allocator::ObjAlloc;
+pub use batch::FreeBatch;
 pub use config::{
     ConfigError, ObjConfig, DEFAULT_EMPTY_ARENA_BUDGET, DEFAULT_POOL_SIZE, MAX_EMPTY_ARENA_BUDGET,
     MIN_POOL_SIZE,

@@ -195,6 +195,9 @@ pub(crate) enum AfterFree {
     NoLongerFull,
     /// The pool was used and is now empty: it must leave the used table and go to its arena.
     Empty,
+    /// The pool was full and is now empty: it is in no list and goes to its arena. Only a run
+    /// of frees ([`Pool::free_run`]) does this; one free leaves a full pool used.
+    EmptyFromFull,
 }
 
 impl Pool {
@@ -341,6 +344,63 @@ impl Pool {
                 AfterFree::NoLongerFull
             } else if (*h).count == 0 {
                 AfterFree::Empty
+            } else {
+                AfterFree::StillUsed
+            }
+        }
+    }
+
+    /// Takes back a run of its blocks at once, exactly as [`push`](Self::push) on each of them
+    /// in order would, but with one state change for the whole run.
+    ///
+    /// When the run holds every block the pool has handed out, the pool becomes empty
+    /// wholesale: free list empty, `nextoffset` back to its first block (as if never carved),
+    /// and no block is written. (An empty pool's blocks are never read again: [`init`] starts
+    /// it afresh.) Otherwise the blocks are linked onto the free list in run order, so that
+    /// the free list ends exactly as one-by-one pushes leave it (the run's last block first).
+    ///
+    /// [`init`]: Self::init
+    ///
+    /// # Safety
+    /// The pool must be live, of an arena of `geometry`, and `run` non-empty and made of
+    /// distinct blocks of the pool, each handed out and not given back since.
+    pub(crate) unsafe fn free_run(self, run: &[NonNull<u8>], geometry: Geometry) -> AfterFree {
+        debug_assert!(!run.is_empty());
+        let h = self.header();
+        // SAFETY: the header is initialised (live pool). Each block of the run is a distinct
+        // block of the pool that is ours again (contract), so `count >= run.len()` and a block's
+        // first word may hold a link; the pool body from its first block lies in the pool.
+        unsafe {
+            let was_full = (*h).freeblock.is_none();
+            let run_len = run.len() as u32;
+            debug_assert!((*h).count >= run_len);
+            if (*h).count == run_len {
+                let start = geometry.first_block(geometry.index_of(self));
+                // Every block is free again: poison the whole body (the slack already is).
+                asan::poison(
+                    geometry.base_of(self).add(start),
+                    geometry.pool_size - start,
+                );
+                (*h).freeblock = None;
+                (*h).count = 0;
+                (*h).nextoffset = start as u32;
+                return if was_full {
+                    AfterFree::EmptyFromFull
+                } else {
+                    AfterFree::Empty
+                };
+            }
+            let size = (*h).class.block_size();
+            let mut last = (*h).freeblock;
+            for &block in run {
+                block.cast::<Option<NonNull<u8>>>().write(last);
+                asan::poison(block, size);
+                last = Some(block);
+            }
+            (*h).freeblock = last;
+            (*h).count -= run_len;
+            if was_full {
+                AfterFree::NoLongerFull
             } else {
                 AfterFree::StillUsed
             }
@@ -609,6 +669,98 @@ mod tests {
             assert_eq!(pool.push(handed.pop().unwrap()), AfterFree::Empty);
             assert_eq!(pool.count(), 0);
             assert_eq!(pool.arena_index(), 7);
+        }
+    }
+
+    /// Fills pool `index` of `arena` with blocks of `class` until it is full; returns them.
+    ///
+    /// # Safety
+    /// The pool must hold no handed-out block.
+    unsafe fn fill(arena: &FakeArena, index: u32, class: SizeClass) -> (Pool, Vec<NonNull<u8>>) {
+        let g = geometry();
+        let pool = g.pool_at(arena.mem, index);
+        // SAFETY: the fake arena is of this geometry; the pool is free (contract) and pops
+        // only while used.
+        unsafe {
+            let mut handed = vec![pool.init(class, 0, g)];
+            loop {
+                let (block, exhausted) = pool.pop();
+                handed.push(block);
+                if exhausted && !pool.carve(block, g) {
+                    break;
+                }
+            }
+            (pool, handed)
+        }
+    }
+
+    #[test]
+    fn a_run_of_every_handed_out_block_empties_the_pool_without_writing_a_block() {
+        let arena = FakeArena::new();
+        let g = geometry();
+        let class = SizeClass::of(48).unwrap();
+        for (index, keep) in [(2u32, 0usize), (3, 5)] {
+            // SAFETY: a fresh pool of the fake arena; every block freed was handed out once.
+            unsafe {
+                let (pool, handed) = fill(&arena, index, class);
+                for b in &handed {
+                    b.as_ptr().write_bytes(0xAB, 48);
+                }
+                // Pool 3 keeps five blocks back, then frees them one by one: it is used when
+                // its run comes, so it empties from the used state.
+                for b in &handed[handed.len() - keep..] {
+                    pool.push(*b);
+                }
+                let run = &handed[..handed.len() - keep];
+                let expected = if keep == 0 {
+                    AfterFree::EmptyFromFull
+                } else {
+                    AfterFree::Empty
+                };
+                assert_eq!(pool.free_run(run, g), expected);
+                assert_eq!(pool.count(), 0);
+                assert_eq!((*pool.header()).freeblock, None);
+                assert_eq!((*pool.header()).nextoffset as usize, g.first_block(index));
+                for b in run {
+                    let bytes = std::slice::from_raw_parts(b.as_ptr(), 48);
+                    assert!(bytes.iter().all(|&x| x == 0xAB), "a block was written");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_partial_run_leaves_the_free_list_as_pushes_one_by_one_do() {
+        let arena = FakeArena::new();
+        let g = geometry();
+        let class = SizeClass::of(48).unwrap();
+        // SAFETY: fresh pools of the fake arena; every block freed was handed out once and the
+        // pools pop only while used.
+        unsafe {
+            let (one, a) = fill(&arena, 4, class);
+            let (run, b) = fill(&arena, 5, class);
+            // Every other block, from a full pool: the first free makes it used again.
+            let pick = |v: &[NonNull<u8>]| v.iter().step_by(2).copied().collect::<Vec<_>>();
+            let (pa, pb) = (pick(&a), pick(&b));
+            let mut last = AfterFree::StillUsed;
+            for (i, blk) in pa.iter().enumerate() {
+                last = one.push(*blk);
+                if i == 0 {
+                    assert_eq!(last, AfterFree::NoLongerFull);
+                }
+            }
+            assert_eq!(last, AfterFree::StillUsed);
+            assert_eq!(run.free_run(&pb, g), AfterFree::NoLongerFull);
+            assert_eq!(one.count(), run.count());
+            // A second run on a used pool: still used.
+            assert_eq!(run.free_run(&b[1..2], g), AfterFree::StillUsed);
+            assert_eq!(one.push(a[1]), AfterFree::StillUsed);
+            // Both hand out the same offsets in the same order.
+            let offset = |p: NonNull<u8>| p.as_ptr() as usize % POOL;
+            for _ in 0..pa.len() + 1 {
+                let ((x, ex), (y, ey)) = (one.pop(), run.pop());
+                assert_eq!((offset(x), ex), (offset(y), ey));
+            }
         }
     }
 
