@@ -124,6 +124,54 @@ fn a_heap_that_grew_through_many_arenas_gives_every_one_back() {
     support::finish(h);
 }
 
+/// Common garbage (no finalizer, no weakref) of every container kind and of sizes from the
+/// smallest class to direct blocks, in runs of one type and mixed: what the collector frees
+/// in bulk, by the block layout it notes, with whole pools emptied at once.
+fn common_garbage<'h>(h: &'h Heap, n: i64) {
+    let plain = h.class("Plain", None).unwrap();
+    let mut previous = h.list(vec![]).unwrap().erase();
+    let first = previous.clone();
+    for i in 0..n {
+        // A run of one type and size, then one of every kind.
+        let items: Vec<ObjRef<'h>> = (0..=(i % 3)).map(|_| previous.clone()).collect();
+        let small = h.tuple(&items).unwrap().erase();
+        let mut big_items = vec![small];
+        big_items.extend((0..70).map(|k| h.int(k).unwrap()));
+        let big = h.tuple(&big_items).unwrap().erase(); // over 512 bytes: a direct block
+        let o = h.instance(&plain).unwrap();
+        h.setattr(&o, "next", big).unwrap();
+        let d = h.dict().unwrap();
+        d.set(h.str("o").unwrap(), o).unwrap();
+        let l = h.list(vec![d.erase(), h.float(i as f64).unwrap()]).unwrap();
+        previous = l.erase();
+    }
+    // Close the chain into one cycle, and drop it.
+    first
+        .downcast_ref::<pyheap::object::List>()
+        .unwrap()
+        .append(previous)
+        .unwrap();
+}
+
+#[test]
+fn common_garbage_of_every_kind_and_size_is_given_back_whole() {
+    for config in [
+        support::config(),
+        Config {
+            arena_size: 64 << 10,
+            pool_size: 4 << 10,
+            ..support::config()
+        },
+    ] {
+        let h = support::heap_with(config);
+        common_garbage(&h, 500);
+        let found = h.gc().collect(2).unwrap();
+        // Five containers a turn (two tuples, an instance, a dict, a list) and the first list.
+        assert_eq!(found, 500 * 5 + 1, "the whole cycle is garbage");
+        support::finish(h);
+    }
+}
+
 #[test]
 fn the_leak_check_catches_an_object_left_behind() {
     let h = support::heap();

@@ -91,6 +91,9 @@ pub struct RcHeap {
     garbage_lens: Cell<Vec<usize>>,
     /// The children of a garbage object, gathered to be prefetched (kept for its capacity).
     garbage_children: Cell<Vec<ObjPtr>>,
+    /// The types of a [`free_garbage`](Self::free_garbage) call's members, in order, as runs
+    /// of one type (kept for its capacity): their blocks are freed without reading a header.
+    garbage_types: Cell<Vec<(&'static TypeInfo, usize)>>,
     pub(crate) weak: WeakTable,
     /// The allocation kind of each type, by [`TypeInfo::index`].
     kinds: RefCell<Vec<Option<KindId>>>,
@@ -112,6 +115,7 @@ impl RcHeap {
             pending: RefCell::new(Vec::new()),
             garbage_lens: Cell::new(Vec::new()),
             garbage_children: Cell::new(Vec::new()),
+            garbage_types: Cell::new(Vec::new()),
             weak: WeakTable::default(),
             kinds: RefCell::new(Vec::new()),
             hook: Cell::new(None),
@@ -300,6 +304,7 @@ impl RcHeap {
         let (block, locator, prefix) = match self.alloc.placement(size) {
             Placement::Arena { arena_shift } => (self.alloc_block(ty, len, size)?, arena_shift, 0),
             Placement::Direct => {
+                // (block_layout says the same of this block)
                 let block = self.alloc_block(ty, len, size + DIRECT_PREFIX)?;
                 let owner: *const RcHeap = self;
                 // SAFETY: the block has DIRECT_PREFIX bytes in front of the object, ours to
@@ -531,6 +536,8 @@ impl RcHeap {
         self.defer_frees(|| {
             let mut lens = self.garbage_lens.take();
             lens.clear();
+            let mut types = self.garbage_types.take();
+            types.clear();
             let mut children = self.garbage_children.take();
             let mut ahead = garbage().skip(PREFETCH_AHEAD);
             for obj in garbage() {
@@ -564,6 +571,10 @@ impl RcHeap {
                 unsafe {
                     let ty = obj.type_info();
                     debug_assert!(obj.header().is_immortal() && !obj.header().has(HAS_WEAKREFS));
+                    match types.last_mut() {
+                        Some((last, run)) if std::ptr::eq(*last, ty) => *run += 1,
+                        _ => types.push((ty, 1)),
+                    }
                     if ty.is_var() {
                         lens.push(ty.len_of(obj.payload()));
                     }
@@ -575,13 +586,16 @@ impl RcHeap {
                     }
                 }
             }
+            // The blocks, from what the first pass noted: no member is read again, and
+            // whole pools of members are emptied without writing into a block (FreeBatch).
             let mut var_lens = lens.iter();
+            let mut members = garbage();
+            let mut batch = self.alloc.free_batch();
             let mut freed = 0;
-            for obj in garbage() {
-                // SAFETY: a member whose payload was dropped above: its header is intact, and
-                // no member's block is freed before every payload is gone.
-                unsafe {
-                    let ty = obj.type_info();
+            for &(ty, run) in &types {
+                let kind = self.kind_of(ty);
+                let fixed = (!ty.is_var()).then(|| self.block_layout(ty, 0));
+                for obj in members.by_ref().take(run) {
                     let len = if ty.is_var() {
                         *var_lens
                             .next()
@@ -589,10 +603,20 @@ impl RcHeap {
                     } else {
                         0
                     };
-                    self.free_block(obj, ty, len);
+                    let (offset, size) = fixed.unwrap_or_else(|| self.block_layout(ty, len));
+                    // SAFETY: a member whose payload was dropped above, its block carved by
+                    // alloc_raw for `ty` and `len` `offset` bytes before the header
+                    // (block_layout), `size` bytes of kind `kind`; no member's block is freed
+                    // before every payload is gone, and each member is yielded once.
+                    unsafe {
+                        let block = obj.as_non_null().cast::<u8>().sub(offset);
+                        batch.push_kind_len(kind, len, block, size);
+                    }
+                    freed += 1;
                 }
-                freed += 1;
             }
+            batch.finish();
+            self.garbage_types.set(types);
             self.garbage_lens.set(lens);
             self.garbage_children.set(children);
             self.bump(|c| c.freed += freed);
@@ -691,19 +715,31 @@ impl RcHeap {
     /// `obj` is dead (payload dropped) and its block came from this heap's `alloc_raw` for `ty`
     /// and `len`.
     unsafe fn free_block(&self, obj: ObjPtr, ty: &'static TypeInfo, len: usize) {
+        let (offset, size) = self.block_layout(ty, len);
         // SAFETY: obj's header is still readable (the payload was dropped, not the header).
-        let direct = unsafe { obj.header() }.locator() == 0;
-        let (prefix, size) = if direct {
-            (DIRECT_PREFIX, ty.object_size(len) + DIRECT_PREFIX)
-        } else {
-            (0, ty.object_size(len))
-        };
-        // SAFETY: the block starts prefix + pre-header bytes before the header (alloc_raw).
-        let block = unsafe { obj.as_non_null().cast::<u8>().sub(ty.pre_header() + prefix) };
+        debug_assert_eq!(
+            unsafe { obj.header() }.locator() == 0,
+            offset != ty.pre_header(),
+            "a direct block is what alloc_raw stamped as one"
+        );
+        // SAFETY: alloc_raw carved the block `offset` bytes before the header (block_layout).
+        let block = unsafe { obj.as_non_null().cast::<u8>().sub(offset) };
         // SAFETY: the block came from alloc_block with this size, kind and length.
         unsafe {
             self.alloc
                 .dealloc_kind_len(self.kind_of(ty), len, block, size)
+        }
+    }
+
+    /// Where the block of an object of type `ty` with `len` items starts (bytes before its
+    /// header) and the size `alloc_raw` asked for: a function of the type, the length and the
+    /// allocator's configuration only, so freeing a block needs no look at the object.
+    #[inline]
+    fn block_layout(&self, ty: &'static TypeInfo, len: usize) -> (usize, usize) {
+        let size = ty.object_size(len);
+        match self.alloc.placement(size) {
+            Placement::Arena { .. } => (ty.pre_header(), size),
+            Placement::Direct => (ty.pre_header() + DIRECT_PREFIX, size + DIRECT_PREFIX),
         }
     }
 
