@@ -9,9 +9,10 @@ use std::time::Instant;
 
 use bumpalo::collections::Vec as BumpVec;
 use bumpalo::Bump;
+use obj_alloc::prefetch;
 use refcount::{
-    prefetch, ContainerHook, ObjHeader, ObjPtr, ObjRef, Object, RcHeap, Unraisable, Visit,
-    WeakRefObj, IMMORTAL,
+    ContainerHook, ObjHeader, ObjPtr, ObjRef, Object, RcHeap, Unraisable, Visit, WeakRefObj,
+    IMMORTAL,
 };
 
 use crate::buffers;
@@ -385,9 +386,10 @@ impl Collector {
 
     /// CPython's merge, `update_refs` and `subtract_refs` in one sweep: moves generations
     /// `0..=g` into the young array and subtracts every reference between young objects. On
-    /// return every young object has `state == YOUNG`, its index in the array, `reachable`
-    /// false, and `gc_refs` equal to its references from outside the young set: above zero
-    /// means reachable from outside.
+    /// return every young object has `state == YOUNG`, `reachable` false, `gc_refs` equal to
+    /// its references from outside the young set (above zero means reachable from outside),
+    /// and its count pinned at `IMMORTAL`, the true count parked in `index` until
+    /// move_unreachable gives it back (or the whole young set is freed as garbage).
     ///
     /// One sweep is enough because `gc_refs` is 0 outside a collection: each object adds its
     /// count, each reference from a young object subtracts one, in any order. A visited object
@@ -456,13 +458,22 @@ impl Collector {
                 list.push(obj);
                 continue;
             }
+            let count = header.refcnt();
             set_state(header, YOUNG);
-            h.index.set(kept as u32);
+            // The count is pinned (and parked in `index`) until the scan: whatever the young
+            // set turns out to be, references among it then cost nothing to drop.
+            h.index.set(count);
+            // SAFETY: no code that counts references runs before move_unreachable gives the
+            // count back to every object it does not find unreachable; garbage is freed
+            // pinned (see `GcHeader::index`).
+            unsafe { header.set_refcnt(IMMORTAL) };
             h.reachable.set(false);
-            h.gc_refs.set(h.gc_refs.get() + i64::from(header.refcnt()));
-            counted += u64::from(header.refcnt());
+            h.gc_refs.set(h.gc_refs.get() + i64::from(count));
+            counted += u64::from(count);
             special.note(header);
-            young[kept] = Some(obj);
+            if kept != i {
+                young[kept] = Some(obj);
+            }
             kept += 1;
             let first = filling.len();
             // SAFETY: a live object; the visitor only gathers pointers.
@@ -507,11 +518,12 @@ impl Collector {
 
     /// Finds which young objects are reachable, CPython's `move_unreachable` in two steps.
     ///
-    /// The scan: every young object without references from outside (`gc_refs <= 0`) is
-    /// tentatively unreachable: its slot joins the unreachable set, and its count is pinned at
-    /// `IMMORTAL` (the true count kept in `gc_refs`), so that, should it turn out to be
-    /// garbage, the references between garbage objects need no counting when their payloads
-    /// are dropped. The scan traces nothing.
+    /// The scan: every young object gets its slot back in `index`; one with references from
+    /// outside gets its true count back from there; one without (`gc_refs <= 0`) is
+    /// tentatively unreachable: its slot joins the unreachable set, and its count stays
+    /// pinned at `IMMORTAL` (the true count now in `gc_refs`), so that, should it turn out to
+    /// be garbage, the references between garbage objects need no counting when their
+    /// payloads are dropped. The scan traces nothing.
     ///
     /// The rescue: what the roots (the other young objects) reach through unreachable objects
     /// is reachable after all: its slot leaves the set and it gets its count back. Only
@@ -531,13 +543,17 @@ impl Collector {
                 let Some(obj) = *slot else { continue };
                 // SAFETY: young objects are live containers.
                 let (h, header) = unsafe { (gc_header(obj), obj.header()) };
+                // The sweep parked the true count in `index`.
+                let count = h.index.replace(i as u32);
                 if h.gc_refs.get() > 0 {
+                    // SAFETY: the true count, pinned since the sweep.
+                    unsafe { header.set_refcnt(count) };
                     continue;
                 }
-                h.gc_refs.set(i64::from(header.refcnt()));
-                // SAFETY: restored by `rescue_reachable` or `take_unreachable` before any code
-                // that counts references runs; freed as garbage otherwise.
-                unsafe { header.set_refcnt(IMMORTAL) };
+                // The count stays pinned, the true one kept in gc_refs: given back by
+                // `rescue_reachable` or `take_unreachable` before any code that counts
+                // references runs; freed as garbage otherwise.
+                h.gc_refs.set(i64::from(count));
                 set_state(header, UNREACHABLE);
                 special.note(header);
                 unreachable.insert(i);
@@ -659,9 +675,8 @@ impl Collector {
 
     /// Deletion when the sweep found no young object referenced from outside
     /// ([`Sweep::no_roots`]) and the young set needs nothing but freeing: the whole young
-    /// array is garbage. The refcount tier pins the counts as it goes (no scan pinned them)
-    /// and frees everything in young order; the young array is emptied. Returns how many it
-    /// freed.
+    /// array is garbage, its counts pinned by the sweep. No scan: the refcount tier frees it
+    /// all in young order, and the young array is emptied. Returns how many it freed.
     fn delete_young_in_bulk(&self) -> u64 {
         let rc = self.rc();
         // As in delete_garbage_in_bulk, deaths outside the garbage are drained after the
@@ -669,18 +684,13 @@ impl Collector {
         rc.defer_frees(|| {
             let young = self.young.borrow();
             // The garbage: every young object, a live container of this heap referenced from
-            // nowhere but the young set (the sweep's counts add up), with no finalizer to run,
-            // no weak reference, and a type that promised an exact trace (Special::none over
-            // the whole young set); exactly the objects in state YOUNG (a state no other
-            // object has during a collection).
-            // SAFETY: free_unpinned_garbage's contract is the paragraph above; the collector
-            // forgets the garbage right after, by emptying the young array.
+            // nowhere but the young set (the sweep's counts add up), its count pinned at
+            // IMMORTAL by the sweep, with no finalizer to run, no weak reference, and a type
+            // that promised an exact trace (Special::none over the whole young set).
+            // SAFETY: free_garbage's contract is the paragraph above; the collector forgets
+            // the garbage right after, by emptying the young array.
             let freed = unsafe {
-                rc.free_unpinned_garbage(
-                    || young.iter().flatten().copied(),
-                    |header| state(header) == YOUNG,
-                    self.scattered.get(),
-                )
+                rc.free_garbage(|| young.iter().flatten().copied(), self.scattered.get())
             };
             drop(young);
             self.young.borrow_mut().clear();

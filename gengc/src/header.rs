@@ -12,7 +12,9 @@
 //!            of a running collection; UNREACHABLE = found unreachable by its scan, count
 //!            pinned; GARBAGE = in the unreachable list of the careful path; GARBAGE_DEAD =
 //!            being cleared
-//!   index:   the object's slot in the Vec of its generation or of the running collection
+//!   index:   the object's slot in the Vec of its generation or of the running collection;
+//!            from a collection's sweep to its scan, the object's true count (its header's
+//!            count pinned at IMMORTAL meanwhile)
 //!   gc_refs: 0 outside a collection; during one, the references from outside the collected
 //!            set; for an UNREACHABLE object, its true count
 //!   mark:    during a collection, whether the object is known reachable

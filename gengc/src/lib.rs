@@ -18,7 +18,7 @@
 //!   collect(g):  update_and_subtract_refs (the oldest collected generation lends its
 //!                │   buffer as the young array; the sweep adds up counts and references)
 //!                ├─ no young object referenced from outside, and common garbage:
-//!                │    delete_young_in_bulk ── RcHeap::free_unpinned_garbage (no scan)
+//!                │    delete_young_in_bulk ── RcHeap::free_garbage (no scan)
 //!                └─ otherwise: move_unreachable (scan, then rescue)
 //!                ├─ common garbage (no finalizer to run, no weakref, no SAVEALL):
 //!                │    delete_garbage_in_bulk ── RcHeap::free_garbage (drop all, free all)
@@ -35,11 +35,13 @@
 //! - Outside a collection `gc_refs` is 0, so one sweep both counts and subtracts. During a
 //!   collection, the young array holds the collected generations; `gc_refs` of a young object
 //!   is, after `update_and_subtract_refs`, the number of references from outside the young set.
-//! - The scan pins the count of each object it finds unreachable at `IMMORTAL` (the true count
-//!   in `gc_refs`) until the object is freed or given its count back (rescued, or taken by the
-//!   careful path); no user code runs while a count is pinned. When the young counts add up to
-//!   the references among young objects (and every trace is exact), nothing young has an
-//!   outside reference: there is no scan, and the refcount tier pins as it frees.
+//! - The sweep pins the count of every young object at `IMMORTAL` (the true count parked in
+//!   the GC header's `index`); the scan gives it back to the objects with outside references
+//!   and keeps it pinned for the others (the true count in `gc_refs`) until they are freed or
+//!   given their count back (rescued, or taken by the careful path); no user code runs while
+//!   a count is pinned. When the young counts add up to the references among young objects
+//!   (and every trace is exact), nothing young has an outside reference: there is no scan,
+//!   and the young array is freed as it stands, pinned.
 //! - Between collections the young array is empty; a generation array and the young array
 //!   trade buffers (`buffers.rs` owns the one layout fact that allows it).
 //! - On the careful path the collector holds a reference to every object it found unreachable

@@ -148,6 +148,7 @@ mod kind;
 mod map;
 mod owner;
 mod pool;
+mod prefetch;
 mod size_class;
 mod stats;
 #[cfg(test)]
@@ -165,6 +166,7 @@ pub use kind::{
 };
 pub use map::{ArenaMap, HeapMap, PoolState};
 pub use owner::Placement;
+pub use prefetch::{prefetch, prefetch_for_write};
 pub use raw_alloc::{DebugViolation, OutOfMemory};
 pub use size_class::{SizeClass, FINE_LIMIT, NUM_SIZE_CLASSES, QUANTUM, SMALL_REQUEST_THRESHOLD};
 pub use stats::{

@@ -12,7 +12,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::ptr::NonNull;
 
-use obj_alloc::{KindId, ObjAlloc, ObjConfig, Placement, Policy};
+use obj_alloc::{prefetch, KindId, ObjAlloc, ObjConfig, Placement, Policy};
 use raw_alloc::OutOfMemory;
 
 use crate::handle::{ObjPtr, ObjRef, Ref};
@@ -493,46 +493,6 @@ impl RcHeap {
         garbage: impl Fn() -> I,
         prefetch_children: bool,
     ) -> u64 {
-        // SAFETY: the caller pinned every member (contract); nothing to recognise.
-        unsafe {
-            self.free_garbage_inner(garbage, None::<fn(&ObjHeader) -> bool>, prefetch_children)
-        }
-    }
-
-    /// [`free_garbage`](Self::free_garbage) for garbage whose counts are not pinned yet:
-    /// `is_member` recognises a member by its header, and each member's count is pinned at
-    /// [`IMMORTAL`](crate::IMMORTAL) on its turn and before the drop of any member's payload
-    /// that holds it, so that no count among the garbage falls to zero. This saves the caller
-    /// a pass over the garbage when it learns what the garbage is without visiting it (a
-    /// collector whose every candidate turned out unreachable). Each payload is traced once
-    /// more.
-    ///
-    /// # Safety
-    /// As for [`free_garbage`](Self::free_garbage), except that the counts need not be pinned;
-    /// instead, `is_member` holds for the header of every member (a member it missed could
-    /// be freed twice) and for no other object a member references (such an object would be
-    /// pinned, never to be freed).
-    pub unsafe fn free_unpinned_garbage<I: Iterator<Item = ObjPtr>>(
-        &self,
-        garbage: impl Fn() -> I,
-        is_member: impl Fn(&ObjHeader) -> bool,
-        prefetch_children: bool,
-    ) -> u64 {
-        // SAFETY: the caller's contract; free_garbage_inner pins with `is_member`.
-        unsafe { self.free_garbage_inner(garbage, Some(is_member), prefetch_children) }
-    }
-
-    /// The two passes of [`free_garbage`](Self::free_garbage), pinning with `is_member` when
-    /// given one (see [`free_unpinned_garbage`](Self::free_unpinned_garbage)).
-    ///
-    /// # Safety
-    /// That of `free_garbage` when `is_member` is None, of `free_unpinned_garbage` otherwise.
-    unsafe fn free_garbage_inner<I: Iterator<Item = ObjPtr>>(
-        &self,
-        garbage: impl Fn() -> I,
-        is_member: Option<impl Fn(&ObjHeader) -> bool>,
-        prefetch_children: bool,
-    ) -> u64 {
         self.defer_frees(|| {
             let mut lens = self.garbage_lens.take();
             lens.clear();
@@ -548,22 +508,6 @@ impl RcHeap {
                     unsafe { trace(next, &mut crate::Visit::into_vec(&mut children)) };
                     for &child in &children {
                         prefetch(child.as_non_null().as_ptr().cast());
-                    }
-                    children.clear();
-                }
-                if let Some(is_member) = &is_member {
-                    // SAFETY: a live member; the visitor only gathers pointers, and the
-                    // headers of its children are live (a member's payload is dropped below,
-                    // its block only freed in the second pass).
-                    unsafe {
-                        obj.header().make_immortal();
-                        trace(obj, &mut crate::Visit::into_vec(&mut children));
-                        for &child in &children {
-                            let header = child.header();
-                            if is_member(header) {
-                                header.make_immortal();
-                            }
-                        }
                     }
                     children.clear();
                 }
@@ -716,12 +660,15 @@ impl RcHeap {
     /// and `len`.
     unsafe fn free_block(&self, obj: ObjPtr, ty: &'static TypeInfo, len: usize) {
         let (offset, size) = self.block_layout(ty, len);
-        // SAFETY: obj's header is still readable (the payload was dropped, not the header).
-        debug_assert_eq!(
-            unsafe { obj.header() }.locator() == 0,
-            offset != ty.pre_header(),
-            "a direct block is what alloc_raw stamped as one"
-        );
+        if cfg!(debug_assertions) {
+            // SAFETY: obj's header is still readable (the payload was dropped, not the header).
+            let stamped_direct = unsafe { obj.header() }.locator() == 0;
+            assert_eq!(
+                stamped_direct,
+                offset != ty.pre_header(),
+                "a direct block is what alloc_raw stamped as one"
+            );
+        }
         // SAFETY: alloc_raw carved the block `offset` bytes before the header (block_layout).
         let block = unsafe { obj.as_non_null().cast::<u8>().sub(offset) };
         // SAFETY: the block came from alloc_block with this size, kind and length.
@@ -787,20 +734,6 @@ impl Drop for RcHeap {
 
 /// How many objects ahead [`RcHeap::free_garbage`] prefetches the children of the garbage.
 const PREFETCH_AHEAD: usize = 8;
-
-/// Asks the CPU to start loading the cache line at `addr` (a hint: any address will do; a
-/// no-op off x86-64 and under Miri). The collector's passes use it too.
-#[inline(always)]
-pub fn prefetch(addr: *const u8) {
-    #[cfg(all(target_arch = "x86_64", not(miri)))]
-    // SAFETY: a prefetch is a hint: it never faults and has no effect the program can observe,
-    // whatever the address.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch(addr.cast::<i8>(), std::arch::x86_64::_MM_HINT_T0)
-    };
-    #[cfg(not(all(target_arch = "x86_64", not(miri))))]
-    let _ = addr;
-}
 
 /// The text of a panic's payload.
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {

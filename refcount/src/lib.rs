@@ -79,8 +79,7 @@ pub use cell::{RefCell1, RefVec};
 pub use handle::{ObjPtr, ObjRef, Ref};
 pub use header::{ObjHeader, HEADER_SIZE, IMMORTAL, UPPER_FLAGS_SHIFT};
 pub use heap::{
-    prefetch, trace, ContainerHook, RcHeap, Unraisable, UnraisableHook, DIRECT_PREFIX,
-    PAYLOAD_OFFSET,
+    trace, ContainerHook, RcHeap, Unraisable, UnraisableHook, DIRECT_PREFIX, PAYLOAD_OFFSET,
 };
 pub use stats::RcStats;
 pub use type_info::{items, Object, Trace, TypeInfo, VarObject, Visit, CONTAINER_PRE_HEADER};
