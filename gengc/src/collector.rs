@@ -48,6 +48,10 @@ pub(crate) struct Collector {
     /// Whether, in the running collection, more than a quarter of the references lead further
     /// than [`NEAR`] from their referrer (then prefetching the children pays).
     scattered: Cell<bool>,
+    /// Whether the running collection's sweep pinned the young counts: only when every young
+    /// type promised an exact trace (whose traces make no reference), since a trace runs while
+    /// counts are pinned and a reference it made would not be counted.
+    pinned: Cell<bool>,
     counts: Cell<[u32; NUM_GENERATIONS]>,
     pub(crate) thresholds: Cell<[u32; NUM_GENERATIONS]>,
     pub(crate) enabled: Cell<bool>,
@@ -76,6 +80,7 @@ impl Collector {
             unreachable: RefCell::new(SlotSet::default()),
             edges: Cell::new([Vec::new(), Vec::new()]),
             scattered: Cell::new(false),
+            pinned: Cell::new(false),
             counts: Cell::new([0; NUM_GENERATIONS]),
             thresholds: Cell::new(DEFAULT_THRESHOLDS),
             enabled: Cell::new(true),
@@ -307,33 +312,46 @@ impl Collector {
         let old = (g + 1).min(NUM_GENERATIONS - 1);
         let sweep = self.update_and_subtract_refs(g);
         let examined = sweep.examined;
+        // Every young count is pinned now. Nothing young is referenced from outside, and the
+        // garbage needs nothing but freeing: no scan (None). Otherwise the scan gives the
+        // counts of the objects referenced from outside back.
+        let special = if sweep.no_roots
+            && sweep.special.none()
+            && !debug.contains(DebugFlags::SAVEALL)
+            && !debug.contains(DebugFlags::COLLECTABLE)
+        {
+            None
+        } else {
+            Some(self.move_unreachable(&bump))
+        };
+        // Only garbage is pinned from here on (no handle can reach it), so user code, such as
+        // a tracing subscriber, may run: it cannot clone or drop a pinned reference.
         if debug.contains(DebugFlags::STATS) {
             tracing::info!(target: "gengc", generation = g, examined,
                 objects = ?[0, 1, 2].map(|i| self.generation_len(i)), "gc: collecting");
         }
 
-        let (m, n, survivors) = if sweep.no_roots
-            && sweep.special.none()
-            && !debug.contains(DebugFlags::SAVEALL)
-            && !debug.contains(DebugFlags::COLLECTABLE)
-        {
-            // Nothing young is referenced from outside: all of it is garbage, and common
-            // garbage (see below) at that. No scan, no rescue: free it where it stands.
-            (self.delete_young_in_bulk(), 0, 0)
-        } else {
-            let special = self.move_unreachable(&bump);
-            // The objects of the unreachable slots are garbage, their counts pinned; the
-            // others in the young array are reachable from outside the young set (see
-            // move_unreachable).
-            let (m, n) = if special.none() && !debug.contains(DebugFlags::SAVEALL) {
-                // The common case: no user code can run on the garbage, none of it is kept,
-                // and every type's trace is exact (TypeInfo::assume_exact_trace).
-                self.log_collectable(debug);
-                (self.delete_garbage_in_bulk(), 0)
-            } else {
-                self.handle_special_garbage(debug, special, &bump)
-            };
-            (m, n, self.move_survivors(old))
+        let (m, n, survivors) = match special {
+            // All of the young set is garbage, and common garbage (see below) at that: free
+            // it where it stands.
+            None => (self.delete_young_in_bulk(), 0, 0),
+            Some(special) => {
+                // The objects of the unreachable slots are garbage, their counts pinned; the
+                // others in the young array are reachable from outside the young set (see
+                // move_unreachable).
+                let (m, n) = if special.none() && !debug.contains(DebugFlags::SAVEALL) {
+                    // The common case: no user code can run on the garbage, none of it is
+                    // kept, and every type's trace is exact (TypeInfo::assume_exact_trace).
+                    self.log_collectable(debug);
+                    if !self.pinned.get() {
+                        self.pin_unreachable();
+                    }
+                    (self.delete_garbage_in_bulk(), 0)
+                } else {
+                    self.handle_special_garbage(debug, special, &bump)
+                };
+                (m, n, self.move_survivors(old))
+            }
         };
 
         if g == NUM_GENERATIONS - 2 {
@@ -447,6 +465,7 @@ impl Collector {
             }
         }
         let mut kept = 0;
+        let mut pinning = true;
         for i in 0..young.len() {
             let Some(obj) = young[i] else { continue };
             // SAFETY: tracked objects are live containers.
@@ -458,15 +477,24 @@ impl Collector {
                 list.push(obj);
                 continue;
             }
+            if pinning && !header.type_info().has_exact_trace() {
+                // Its trace, which promised nothing, runs below: no count may be pinned then.
+                Self::unpin_swept(&young[..kept]);
+                pinning = false;
+            }
             let count = header.refcnt();
             set_state(header, YOUNG);
-            // The count is pinned (and parked in `index`) until the scan: whatever the young
-            // set turns out to be, references among it then cost nothing to drop.
-            h.index.set(count);
-            // SAFETY: no code that counts references runs before move_unreachable gives the
-            // count back to every object it does not find unreachable; garbage is freed
-            // pinned (see `GcHeader::index`).
-            unsafe { header.set_refcnt(IMMORTAL) };
+            if pinning {
+                // The count is pinned (and parked in `index`) until the scan: whatever the
+                // young set turns out to be, references among it then cost nothing to drop.
+                h.index.set(count);
+                // SAFETY: only code that makes no reference (the exact traces of the young
+                // set) runs before move_unreachable gives the count back to every object it
+                // does not find unreachable; garbage is freed pinned.
+                unsafe { header.set_refcnt(IMMORTAL) };
+            } else {
+                h.index.set(kept as u32);
+            }
             h.reachable.set(false);
             h.gc_refs.set(h.gc_refs.get() + i64::from(count));
             counted += u64::from(count);
@@ -492,6 +520,7 @@ impl Collector {
             }
         }
         young.truncate(kept);
+        self.pinned.set(pinning);
         subtract(&mut ready, &mut subtracted);
         subtract(&mut filling, &mut subtracted);
         self.edges.set([filling, ready]);
@@ -516,14 +545,27 @@ impl Collector {
         }
     }
 
+    /// Gives the objects the sweep pinned so far their counts and slots back.
+    fn unpin_swept(swept: &[Option<ObjPtr>]) {
+        for (i, obj) in swept.iter().enumerate() {
+            let Some(obj) = *obj else { continue };
+            // SAFETY: swept objects are live containers.
+            let (h, header) = unsafe { (gc_header(obj), obj.header()) };
+            // SAFETY: the true count the sweep parked in index.
+            unsafe { header.set_refcnt(h.index.replace(i as u32)) };
+        }
+    }
+
     /// Finds which young objects are reachable, CPython's `move_unreachable` in two steps.
     ///
-    /// The scan: every young object gets its slot back in `index`; one with references from
-    /// outside gets its true count back from there; one without (`gc_refs <= 0`) is
-    /// tentatively unreachable: its slot joins the unreachable set, and its count stays
-    /// pinned at `IMMORTAL` (the true count now in `gc_refs`), so that, should it turn out to
-    /// be garbage, the references between garbage objects need no counting when their
-    /// payloads are dropped. The scan traces nothing.
+    /// The scan: when the sweep pinned the counts, every young object gets its slot back in
+    /// `index`, and one with references from outside its true count from there. One without
+    /// (`gc_refs <= 0`) is tentatively unreachable: its slot joins the unreachable set, and
+    /// its count stays pinned at `IMMORTAL` (the true count now in `gc_refs`), so that, should
+    /// it turn out to be garbage, the references between garbage objects need no counting
+    /// when their payloads are dropped. (When the sweep pinned nothing, because a young type
+    /// made no promise about its trace, no count is pinned and the garbage takes the careful
+    /// path.) The scan traces nothing.
     ///
     /// The rescue: what the roots (the other young objects) reach through unreachable objects
     /// is reachable after all: its slot leaves the set and it gets its count back. Only
@@ -535,6 +577,7 @@ impl Collector {
     /// the reachable objects (state YOUNG). Returns what the garbage needs beyond freeing.
     fn move_unreachable(&self, bump: &Bump) -> Special {
         let mut special = Special::default();
+        let pinned = self.pinned.get();
         let mut to_find = {
             let young = self.young.borrow();
             let mut unreachable = self.unreachable.borrow_mut();
@@ -543,11 +586,17 @@ impl Collector {
                 let Some(obj) = *slot else { continue };
                 // SAFETY: young objects are live containers.
                 let (h, header) = unsafe { (gc_header(obj), obj.header()) };
-                // The sweep parked the true count in `index`.
-                let count = h.index.replace(i as u32);
+                // A sweep that pinned the count parked the true one in `index`.
+                let count = if pinned {
+                    h.index.replace(i as u32)
+                } else {
+                    header.refcnt()
+                };
                 if h.gc_refs.get() > 0 {
-                    // SAFETY: the true count, pinned since the sweep.
-                    unsafe { header.set_refcnt(count) };
+                    if pinned {
+                        // SAFETY: the true count, pinned since the sweep.
+                        unsafe { header.set_refcnt(count) };
+                    }
                     continue;
                 }
                 // The count stays pinned, the true one kept in gc_refs: given back by
@@ -599,7 +648,7 @@ impl Collector {
                 if state(header) == UNREACHABLE {
                     // SAFETY: only young containers in unreachable slots have this state.
                     let h = unsafe { gc_header(child) };
-                    Self::unpin(h, header);
+                    self.unpin(h, header);
                     unreachable.remove(h.index.get() as usize);
                     h.reachable.set(true);
                     set_state(header, YOUNG);
@@ -613,11 +662,25 @@ impl Collector {
         rescued
     }
 
-    /// Gives an UNREACHABLE object its true count back.
-    fn unpin(h: &GcHeader, header: &ObjHeader) {
-        // SAFETY: the count pinned by move_unreachable, restored once.
-        unsafe { header.set_refcnt(h.gc_refs.get() as u32) };
+    /// Gives an UNREACHABLE object its true count back (if the collection pinned it).
+    fn unpin(&self, h: &GcHeader, header: &ObjHeader) {
+        if self.pinned.get() {
+            // SAFETY: the count pinned by the sweep, kept in gc_refs by the scan, restored
+            // once.
+            unsafe { header.set_refcnt(h.gc_refs.get() as u32) };
+        }
         h.gc_refs.set(0);
+    }
+
+    /// Pins the counts of the garbage for its deletion in bulk, when the sweep could not (a
+    /// young type made no promise about its trace: see [`Collector::pinned`]). The true counts
+    /// stay in `gc_refs`; nothing runs between this and the deletion.
+    fn pin_unreachable(&self) {
+        self.for_each_unreachable(|obj| {
+            // SAFETY: objects of the unreachable slots are live; they are freed in bulk next,
+            // with no code that counts references running in between.
+            unsafe { obj.header().set_refcnt(IMMORTAL) };
+        });
     }
 
     /// Calls `f` on the object of every unreachable slot, in young order.
@@ -785,7 +848,7 @@ impl Collector {
             let Some(obj) = young[i].take() else { continue };
             // SAFETY: objects of the unreachable slots are live containers.
             let (h, header) = unsafe { (gc_header(obj), obj.header()) };
-            Self::unpin(h, header);
+            self.unpin(h, header);
             // SAFETY: a live object; the reference is given back in delete_garbage.
             unsafe { obj.incref() };
             h.reachable.set(false);

@@ -36,12 +36,15 @@
 //!   collection, the young array holds the collected generations; `gc_refs` of a young object
 //!   is, after `update_and_subtract_refs`, the number of references from outside the young set.
 //! - The sweep pins the count of every young object at `IMMORTAL` (the true count parked in
-//!   the GC header's `index`); the scan gives it back to the objects with outside references
-//!   and keeps it pinned for the others (the true count in `gc_refs`) until they are freed or
-//!   given their count back (rescued, or taken by the careful path); no user code runs while
-//!   a count is pinned. When the young counts add up to the references among young objects
-//!   (and every trace is exact), nothing young has an outside reference: there is no scan,
-//!   and the young array is freed as it stands, pinned.
+//!   the GC header's `index`) when every young type promised an exact trace; the scan gives
+//!   it back to the objects with outside references and keeps it pinned for the others (the
+//!   true count in `gc_refs`) until they are freed or given their count back (rescued, or
+//!   taken by the careful path). No code that could make or drop a reference runs while a
+//!   reachable object's count is pinned: only traces that promised not to (a young type
+//!   without the promise turns pinning off for the collection), and the debug flags' events
+//!   are sent once only garbage is pinned. When the young counts add up to the references
+//!   among young objects, nothing young has an outside reference: there is no scan, and the
+//!   young array is freed as it stands, pinned.
 //! - Between collections the young array is empty; a generation array and the young array
 //!   trade buffers (`buffers.rs` owns the one layout fact that allows it).
 //! - On the careful path the collector holds a reference to every object it found unreachable

@@ -213,8 +213,10 @@ impl TypeInfo {
     /// each reference it reports is a strong reference the object holds, reported once (one
     /// reported that is not held, or twice, can make an object held from outside look like
     /// garbage, which would then be freed while referenced; leaving references out only
-    /// leaks). And dropping the payload makes no new reference to any object (no clone of a
-    /// handle that outlives the drop) and runs no code that could.
+    /// leaks). `trace` only reports: it makes no reference and drops none (a collector runs
+    /// it while it has counts pinned, and a change to a pinned count would be lost). And
+    /// dropping the payload makes no new reference to any object (no clone of a handle that
+    /// outlives the drop) and runs no code that could.
     pub const unsafe fn assume_exact_trace(mut self) -> TypeInfo {
         self.exact_trace = true;
         self
