@@ -44,10 +44,26 @@ impl Subscriber for Cloner {
     fn exit(&self, _: &Id) {}
 }
 
+/// A heap that lives for `'static` (handles stored in thread-locals need one), and the box to
+/// give back to [`free_heap`] once no handle is left.
+fn static_heap() -> (&'static GcHeap, *mut GcHeap) {
+    let owner = Box::into_raw(Box::new(GcHeap::new(Default::default()).unwrap()));
+    // SAFETY: the box is only freed by free_heap, after the last use of this reference.
+    (unsafe { &*owner }, owner)
+}
+
+/// Frees a heap from [`static_heap`].
+///
+/// # Safety
+/// No handle of the heap is left, and its `'static` reference is not used again.
+unsafe fn free_heap(owner: *mut GcHeap) {
+    // SAFETY: the box static_heap made, freed once (contract).
+    drop(unsafe { Box::from_raw(owner) });
+}
+
 #[test]
 fn handles_a_subscriber_clones_during_a_collection_are_counted() {
-    // Handles stored in thread-locals need a heap that lives for 'static.
-    let h: &'static GcHeap = Box::leak(Box::new(GcHeap::new(Default::default()).unwrap()));
+    let (h, owner) = static_heap();
     let young = h.alloc(Node::default()).unwrap().erase();
     let other = h.alloc(Node::default()).unwrap();
     other.kids.push(young.clone());
@@ -66,6 +82,9 @@ fn handles_a_subscriber_clones_during_a_collection_are_counted() {
     TARGET.with(|t| *t.borrow_mut() = None);
     drop(other);
     assert_eq!(young.refcnt(), 1);
+    drop(young);
+    // SAFETY: every handle is gone (the thread-locals are empty).
+    unsafe { free_heap(owner) };
 }
 
 /// A container whose trace (no promise: a safe method) clones the handle it holds and keeps
@@ -97,7 +116,7 @@ impl Object for Hoarder<'_> {
 
 #[test]
 fn handles_a_trace_without_the_exact_promise_clones_are_counted() {
-    let h: &'static GcHeap = Box::leak(Box::new(GcHeap::new(Default::default()).unwrap()));
+    let (h, owner) = static_heap();
     // Young nodes made before and after the hoarder, held from outside and in a cycle.
     let before = h.alloc(Node::default()).unwrap().erase();
     let hoarder = h.alloc(Hoarder::default()).unwrap();
@@ -123,4 +142,10 @@ fn handles_a_trace_without_the_exact_promise_clones_are_counted() {
     HELD.with(|held| held.borrow_mut().clear());
     assert_eq!(before.refcnt(), 2);
     assert_eq!(after.refcnt(), 2);
+    drop((before, hoarder, after));
+    h.collect(2).unwrap();
+    HELD.with(|held| held.borrow_mut().clear());
+    assert_eq!(h.rc().stats().live, 0);
+    // SAFETY: every handle is gone (the thread-locals are empty).
+    unsafe { free_heap(owner) };
 }
