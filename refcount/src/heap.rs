@@ -548,10 +548,9 @@ impl RcHeap {
                         0
                     };
                     let (offset, size) = fixed.unwrap_or_else(|| self.block_layout(ty, len));
-                    // SAFETY: a member whose payload was dropped above, its block carved by
-                    // alloc_raw for `ty` and `len` `offset` bytes before the header
-                    // (block_layout), `size` bytes of kind `kind`; no member's block is freed
-                    // before every payload is gone, and each member is yielded once.
+                    // The member's payload was dropped above, as every member's was.
+                    // SAFETY: alloc_raw carved its block `offset` bytes before the header,
+                    // `size` bytes of kind `kind` (block_layout); each member is yielded once.
                     unsafe {
                         let block = obj.as_non_null().cast::<u8>().sub(offset);
                         batch.push_kind_len(kind, len, block, size);
