@@ -406,8 +406,9 @@ impl Collector {
     /// `0..=g` into the young array and subtracts every reference between young objects. On
     /// return every young object has `state == YOUNG`, `reachable` false, `gc_refs` equal to
     /// its references from outside the young set (above zero means reachable from outside),
-    /// and its count pinned at `IMMORTAL`, the true count parked in `index` until
-    /// move_unreachable gives it back (or the whole young set is freed as garbage).
+    /// and, if every young type promised an exact trace ([`Collector::pinned`]), its count
+    /// pinned at `IMMORTAL`, the true count parked in `index` until move_unreachable gives it
+    /// back (or the whole young set is freed as garbage); otherwise its slot in `index`.
     ///
     /// One sweep is enough because `gc_refs` is 0 outside a collection: each object adds its
     /// count, each reference from a young object subtracts one, in any order. A visited object
