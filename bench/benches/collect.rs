@@ -263,8 +263,13 @@ mod pyheap_case {
     }
 
     // SAFETY: the trace reports each reference the payload holds, once, and dropping it only
-    // drops references.
-    static NODE: TypeInfo = unsafe { TypeInfo::new::<Node<'static>>("node").assume_exact_trace() };
+    // drops references (which it says, so that a collection may skip the drop of garbage
+    // that references only garbage).
+    static NODE: TypeInfo = unsafe {
+        TypeInfo::new::<Node<'static>>("node")
+            .assume_exact_trace()
+            .drop_only_releases_refs()
+    };
 
     impl Object for Node<'_> {
         const CONTAINER: bool = true;

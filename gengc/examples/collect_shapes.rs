@@ -30,7 +30,11 @@ impl Trace for Node<'_> {
 
 // SAFETY: the trace reports each reference the payload holds, once, and dropping it only
 // drops references.
-static NODE: TypeInfo = unsafe { TypeInfo::new::<Node<'static>>("node").assume_exact_trace() };
+static NODE: TypeInfo = unsafe {
+    TypeInfo::new::<Node<'static>>("node")
+        .assume_exact_trace()
+        .drop_only_releases_refs()
+};
 
 impl Object for Node<'_> {
     const CONTAINER: bool = true;

@@ -44,7 +44,7 @@ pub(crate) struct Collector {
     /// The slots of the young array whose objects the scan found unreachable.
     unreachable: RefCell<SlotSet>,
     /// Two buffers of visited references for `update_and_subtract_refs` (kept for capacity).
-    edges: Cell<[Vec<ObjPtr>; 2]>,
+    edges: Cell<[EdgeBatch; 2]>,
     /// Whether, in the running collection, more than a quarter of the references lead further
     /// than [`NEAR`] from their referrer (then prefetching the children pays).
     scattered: Cell<bool>,
@@ -78,7 +78,7 @@ impl Collector {
             gens: Default::default(),
             young: RefCell::new(Vec::new()),
             unreachable: RefCell::new(SlotSet::default()),
-            edges: Cell::new([Vec::new(), Vec::new()]),
+            edges: Cell::default(),
             scattered: Cell::new(false),
             pinned: Cell::new(false),
             counts: Cell::new([0; NUM_GENERATIONS]),
@@ -431,8 +431,8 @@ impl Collector {
         let last_gen = GEN_BASE + g as u8;
         // References subtracted from young objects (and from dying ones, undone below).
         let mut subtracted: u64 = 0;
-        let subtract = |edges: &mut Vec<ObjPtr>, subtracted: &mut u64| {
-            for &child in edges.iter() {
+        let subtract = |batch: &mut EdgeBatch, young: &[Option<ObjPtr>], subtracted: &mut u64| {
+            for (&child, &owner) in batch.children.iter().zip(&batch.owners) {
                 // SAFETY: visited pointers are live objects (Visit only takes handles).
                 let header = unsafe { child.header() };
                 let s = state(header);
@@ -441,9 +441,13 @@ impl Collector {
                     let h = unsafe { gc_header(child) };
                     h.gc_refs.set(h.gc_refs.get() - 1);
                     *subtracted += 1;
+                } else if let Some(owner) = young[owner as usize] {
+                    // SAFETY: the owner, swept already, is a live young container.
+                    unsafe { gc_header(owner) }.refs_outside.set(true);
                 }
             }
-            edges.clear();
+            batch.children.clear();
+            batch.owners.clear();
         };
         let [mut filling, mut ready] = self.edges.take();
         let (mut edges, mut far) = (0usize, 0usize);
@@ -497,6 +501,7 @@ impl Collector {
                 h.index.set(kept as u32);
             }
             h.reachable.set(false);
+            h.refs_outside.set(false);
             h.gc_refs.set(h.gc_refs.get() + i64::from(count));
             counted += u64::from(count);
             special.note(header);
@@ -504,26 +509,29 @@ impl Collector {
                 young[kept] = Some(obj);
             }
             kept += 1;
-            let first = filling.len();
+            let first = filling.children.len();
             // SAFETY: a live object; the visitor only gathers pointers.
-            unsafe { refcount::trace(obj, &mut Visit::into_vec(&mut filling)) };
-            edges += filling.len() - first;
-            far += filling[first..]
+            unsafe { refcount::trace(obj, &mut Visit::into_vec(&mut filling.children)) };
+            filling
+                .owners
+                .resize(filling.children.len(), (kept - 1) as u32);
+            edges += filling.children.len() - first;
+            far += filling.children[first..]
                 .iter()
                 .filter(|c| c.addr().abs_diff(obj.addr()) > NEAR)
                 .count();
-            if filling.len() >= EDGE_BATCH {
-                for &child in &filling {
+            if filling.children.len() >= EDGE_BATCH {
+                for &child in &filling.children {
                     prefetch_header(child);
                 }
-                subtract(&mut ready, &mut subtracted);
+                subtract(&mut ready, &young, &mut subtracted);
                 std::mem::swap(&mut filling, &mut ready);
             }
         }
         young.truncate(kept);
         self.pinned.set(pinning);
-        subtract(&mut ready, &mut subtracted);
-        subtract(&mut filling, &mut subtracted);
+        subtract(&mut ready, &young, &mut subtracted);
+        subtract(&mut filling, &young, &mut subtracted);
         self.edges.set([filling, ready]);
         self.scattered.set(far * 4 > edges);
         // Undo what young objects subtracted from dying ones (gc_refs is 0 outside a collection).
@@ -732,6 +740,8 @@ impl Collector {
                 rc.free_garbage(
                     || slots.iter().filter_map(|i| young[i]),
                     self.scattered.get(),
+                    // A young child may have been reachable: every payload is dropped.
+                    |_| false,
                 )
             }
         })
@@ -750,11 +760,17 @@ impl Collector {
             // The garbage: every young object, a live container of this heap referenced from
             // nowhere but the young set (the sweep's counts add up), its count pinned at
             // IMMORTAL by the sweep, with no finalizer to run, no weak reference, and a type
-            // that promised an exact trace (Special::none over the whole young set).
+            // that promised an exact trace (Special::none over the whole young set). An object
+            // whose references the sweep found all inside the young set holds only garbage.
             // SAFETY: free_garbage's contract is the paragraph above; the collector forgets
             // the garbage right after, by emptying the young array.
             let freed = unsafe {
-                rc.free_garbage(|| young.iter().flatten().copied(), self.scattered.get())
+                rc.free_garbage(
+                    || young.iter().flatten().copied(),
+                    self.scattered.get(),
+                    // SAFETY: the young objects are live containers until freed.
+                    |obj| !gc_header(obj).refs_outside.get(),
+                )
             };
             drop(young);
             self.young.borrow_mut().clear();
@@ -1100,6 +1116,14 @@ impl Special {
     fn none(&self) -> bool {
         !(self.legacy_finalizers || self.finalizers || self.weakrefs || self.inexact_traces)
     }
+}
+
+/// References visited by `update_and_subtract_refs`, with the young slot of the object that
+/// holds each.
+#[derive(Default)]
+struct EdgeBatch {
+    children: Vec<ObjPtr>,
+    owners: Vec<u32>,
 }
 
 /// How many visited references `update_and_subtract_refs` gathers before it prefetches them

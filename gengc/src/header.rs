@@ -4,9 +4,9 @@
 //!
 //! ```text
 //!   pre-header (GcHeader)                                      ObjHeader
-//!   +------------------+----------------+--------+---------+  +--------+---------------+----+
-//!   | gc_refs: i64     | index: u32     | mark:u8| (3 pad) |  | refcnt | flags: state  | ty |
-//!   +------------------+----------------+--------+---------+  +--------+---------------+----+
+//!   +------------------+----------------+--------+--------+---------+  +--------+-------------+----+
+//!   | gc_refs: i64     | index: u32     | mark:u8| out:u8 | (2 pad) |  | refcnt | flags: state| ty |
+//!   +------------------+----------------+--------+--------+---------+  +--------+-------------+----+
 //!   state:   (upper 16 flag bits) UNTRACKED = 0 (zeroed objects and atoms start untracked);
 //!            1..=4 = generations 0, 1, 2 and permanent, stored off by one; YOUNG = in the array
 //!            of a running collection; UNREACHABLE = found unreachable by its scan, count
@@ -18,6 +18,8 @@
 //!   gc_refs: 0 outside a collection; during one, the references from outside the collected
 //!            set; for an UNREACHABLE object, its true count
 //!   mark:    during a collection, whether the object is known reachable
+//!   out:     from a collection's sweep on, whether the object references anything outside the
+//!            collected generations (an atom, an older object)
 //! ```
 //!
 //! The state lives in the object header, not the GC header, so that one load of any visited
@@ -48,6 +50,7 @@ pub(crate) struct GcHeader {
     pub gc_refs: Cell<i64>,
     pub index: Cell<u32>,
     pub reachable: Cell<bool>,
+    pub refs_outside: Cell<bool>,
 }
 
 const _: () = assert!(std::mem::size_of::<GcHeader>() <= CONTAINER_PRE_HEADER);

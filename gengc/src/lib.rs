@@ -44,7 +44,10 @@
 //!   without the promise turns pinning off for the collection), and the debug flags' events
 //!   are sent once only garbage is pinned. When the young counts add up to the references
 //!   among young objects, nothing young has an outside reference: there is no scan, and the
-//!   young array is freed as it stands, pinned.
+//!   young array is freed as it stands, pinned. The sweep flags (`refs_outside`) each young
+//!   object with a reference that leads out of the young set; on that path the others hold
+//!   nothing but garbage, and the refcount tier skips their drop if their type says it only
+//!   releases references.
 //! - Between collections the young array is empty; a generation array and the young array
 //!   trade buffers (`buffers.rs` owns the one layout fact that allows it).
 //! - On the careful path the collector holds a reference to every object it found unreachable

@@ -479,7 +479,12 @@ impl RcHeap {
     /// pending stack or the container hook. With `prefetch_children`, the children of the
     /// object a few turns ahead are prefetched before each payload drop: it pays when they are
     /// scattered in memory (each drop then waits on their headers), and costs a trace per
-    /// object when they are near. Returns how many objects were freed.
+    /// object when they are near.
+    ///
+    /// A member for which `holds_only_garbage` is true, of a type whose drop only releases
+    /// references ([`TypeInfo::has_release_only_drop`]), is freed without dropping its
+    /// payload: each of those releases would fall on a pinned member and change nothing. Its
+    /// children are then neither prefetched nor read. Returns how many objects were freed.
     ///
     /// # Safety
     /// Every call of `garbage` yields the same live objects of this heap, each once. Each has
@@ -488,11 +493,19 @@ impl RcHeap {
     /// references, has a type that promised an exact trace
     /// ([`TypeInfo::assume_exact_trace`]: no payload drop makes a new reference), and is no
     /// longer tracked by the container hook's owner (the caller accounts for its death there).
+    /// `holds_only_garbage` is true only of members whose every reference (as their trace
+    /// reports them) leads to a member.
     pub unsafe fn free_garbage<I: Iterator<Item = ObjPtr>>(
         &self,
         garbage: impl Fn() -> I,
         prefetch_children: bool,
+        holds_only_garbage: impl Fn(ObjPtr) -> bool,
     ) -> u64 {
+        let drop_skipped = |obj: ObjPtr| {
+            // SAFETY: called on members only, live until the second pass frees them.
+            let ty = unsafe { obj.type_info() };
+            ty.has_release_only_drop() && holds_only_garbage(obj)
+        };
         self.defer_frees(|| {
             let mut lens = self.garbage_lens.take();
             lens.clear();
@@ -503,7 +516,10 @@ impl RcHeap {
             for obj in garbage() {
                 // The payload drops below read the header of every child (a random graph's
                 // children are anywhere): ask for the children of an object a few turns ahead.
-                if let Some(next) = ahead.next().filter(|_| prefetch_children) {
+                if let Some(next) = ahead
+                    .next()
+                    .filter(|&next| prefetch_children && !drop_skipped(next))
+                {
                     // SAFETY: a live member; the visitor only gathers pointers.
                     unsafe { trace(next, &mut crate::Visit::into_vec(&mut children)) };
                     for &child in &children {
@@ -521,6 +537,9 @@ impl RcHeap {
                     }
                     if ty.is_var() {
                         lens.push(ty.len_of(obj.payload()));
+                    }
+                    if ty.has_release_only_drop() && holds_only_garbage(obj) {
+                        continue;
                     }
                     let mark = self.pending.borrow().len();
                     (ty.drop_payload)(obj.payload());

@@ -160,6 +160,9 @@ pub struct TypeInfo {
     pub(crate) finalize: Option<fn(&ObjRef<'_>)>,
     /// Whether the type promised an exact trace (see [`assume_exact_trace`](Self::assume_exact_trace)).
     exact_trace: bool,
+    /// Whether dropping a payload only releases references (see
+    /// [`drop_only_releases_refs`](Self::drop_only_releases_refs)).
+    release_only_drop: bool,
 }
 
 impl std::fmt::Debug for TypeInfo {
@@ -200,6 +203,7 @@ impl TypeInfo {
                 None
             },
             exact_trace: false,
+            release_only_drop: false,
         }
     }
 
@@ -226,6 +230,30 @@ impl TypeInfo {
     #[inline]
     pub fn has_exact_trace(&self) -> bool {
         self.exact_trace
+    }
+
+    /// Says that dropping a payload of this type does nothing but release the references its
+    /// trace reports: it owns no other resource (no `Box`, `Vec` or `String` of its own) and
+    /// its drop runs no other code. A collector may then free garbage of this type without
+    /// dropping its payload when every reference the payload holds leads to other garbage of
+    /// the same collection (whose counts it has pinned): those releases would change nothing,
+    /// and skipping them spares a read of every child, at random in a scattered graph.
+    /// Without an exact trace ([`assume_exact_trace`](Self::assume_exact_trace)) it is
+    /// never used.
+    ///
+    /// Not `unsafe`: a payload wrongly declared so only leaks what its drop would have freed
+    /// or released, as `std::mem::forget` would.
+    pub const fn drop_only_releases_refs(mut self) -> TypeInfo {
+        self.release_only_drop = true;
+        self
+    }
+
+    /// Whether a payload's drop may be skipped when everything it references is garbage
+    /// being freed with it ([`drop_only_releases_refs`](Self::drop_only_releases_refs) and an
+    /// exact trace).
+    #[inline]
+    pub fn has_release_only_drop(&self) -> bool {
+        self.release_only_drop && self.exact_trace
     }
 
     /// The descriptor of a variable-size type `T` (see [`VarObject`]).

@@ -60,9 +60,12 @@ impl Trace for Tuple<'_> {
 }
 
 // SAFETY: the trace reports each reference the payload holds, once, and dropping it only
-// drops references.
-static TUPLE: TypeInfo =
-    unsafe { TypeInfo::new_var::<Tuple<'static>>("tuple").assume_exact_trace() };
+// drops references (which also makes a tuple of garbage free to free without its drop).
+static TUPLE: TypeInfo = unsafe {
+    TypeInfo::new_var::<Tuple<'static>>("tuple")
+        .assume_exact_trace()
+        .drop_only_releases_refs()
+};
 impl Object for Tuple<'_> {
     const CONTAINER: bool = true;
     const POLICY: Policy = Policy::TUPLE;

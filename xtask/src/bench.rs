@@ -1197,7 +1197,8 @@ impl Report {
              random graph kept alive: a full collection that frees nothing); `live-touched` \
              (extra: the live graph after a pass that cloned and dropped every root handle, so \
              that trial-deletion collectors have the whole graph to scan). pyheap's \
-             `collect(2)` against CPython 3.11's `gc.collect()` (lists `[None, None]`, gc \
+             `collect(2)` (its node type, two `RefCell1` slots, declares that its drop only \
+             releases references: `TypeInfo::drop_only_releases_refs`) against CPython 3.11's `gc.collect()` (lists `[None, None]`, gc \
              disabled while building, the interpreter's own objects frozen), bacon_rajan_cc \
              (`collect_cycles`), dumpster (`collect`), gc (`force_collect`), rust-cc \
              (`collect_cycles`) and gc-arena (`finish_cycle`, the tracing floor). ns per \
