@@ -15,7 +15,7 @@ use refcount::{
     IMMORTAL,
 };
 
-use crate::buffers;
+use crate::generation::Generation;
 use crate::header::{
     gc_header, set_state, state, GcHeader, GARBAGE, GARBAGE_DEAD, GEN_BASE, UNREACHABLE, UNTRACKED,
     YOUNG,
@@ -36,9 +36,9 @@ pub type GcCallback = Box<dyn FnMut(Phase, &CallbackInfo)>;
 /// container hook.
 pub(crate) struct Collector {
     pub(crate) rc: *const RcHeap,
-    /// Generations 0, 1, 2 and the permanent one, as arrays: a tracked object knows its slot,
-    /// so untracking is a swap-remove.
-    gens: [RefCell<Vec<ObjPtr>>; 4],
+    /// Generations 0, 1, 2 and the permanent one: a tracked object knows its slot, so
+    /// untracking empties it (see `generation`).
+    gens: [RefCell<Generation>; 4],
     /// The objects of a running collection (`None`: died during it, or left as garbage).
     young: RefCell<Vec<Option<ObjPtr>>>,
     /// The slots of the young array whose objects the scan found unreachable.
@@ -140,11 +140,10 @@ impl Collector {
     pub(crate) unsafe fn link(&self, obj: ObjPtr, gen: usize) {
         // SAFETY: contract.
         let (h, header) = unsafe { (gc_header(obj), obj.header()) };
-        let mut list = self.gens[gen].borrow_mut();
         set_state(header, GEN_BASE + gen as u8);
-        h.index.set(list.len() as u32);
         h.gc_refs.set(0);
-        list.push(obj);
+        // SAFETY: a live container, untracked until now (contract).
+        unsafe { self.gens[gen].borrow_mut().push(obj) };
     }
 
     /// Takes a container out of whatever holds it (a generation or a running collection).
@@ -164,14 +163,12 @@ impl Collector {
                 self.unreachable.borrow_mut().remove(index);
                 self.young.borrow_mut()[index] = None;
             }
-            g => {
-                let mut list = self.gens[(g - GEN_BASE) as usize].borrow_mut();
-                list.swap_remove(index);
-                if let Some(&moved) = list.get(index) {
-                    // SAFETY: every object in a generation is a live container.
-                    unsafe { gc_header(moved) }.index.set(index as u32);
-                }
-            }
+            // SAFETY: a tracked object's GC header names its slot in its generation.
+            g => unsafe {
+                self.gens[(g - GEN_BASE) as usize]
+                    .borrow_mut()
+                    .remove(index)
+            },
         }
         set_state(header, UNTRACKED);
     }
@@ -194,14 +191,14 @@ impl Collector {
         if from == to {
             return;
         }
-        let moved = std::mem::take(&mut *self.gens[from].borrow_mut());
+        let moved = self.gens[from].borrow_mut().take_slots();
         let mut dest = self.gens[to].borrow_mut();
-        for obj in moved {
-            // SAFETY: tracked objects are live containers.
-            let (h, header) = unsafe { (gc_header(obj), obj.header()) };
-            set_state(header, GEN_BASE + to as u8);
-            h.index.set(dest.len() as u32);
-            dest.push(obj);
+        for obj in moved.into_iter().flatten() {
+            // SAFETY: tracked objects are live containers; `obj` left generation `from` above.
+            unsafe {
+                set_state(obj.header(), GEN_BASE + to as u8);
+                dest.push(obj);
+            }
         }
     }
 
@@ -418,7 +415,7 @@ impl Collector {
     /// once per batch rather than once per reference.
     ///
     /// The oldest non-empty collected generation lends its buffer to the young array (see
-    /// `buffers`), the younger ones are appended to it: the young array is in generation
+    /// `Generation`), the younger ones are appended to it: the young array is in generation
     /// order, oldest first, and the sweep runs over it in place.
     ///
     /// Dying objects stay where they are: a container whose count is 0 is being deallocated
@@ -460,13 +457,12 @@ impl Collector {
             .find(|&gen| !self.gens[gen].borrow().is_empty())
         {
             let mut lent = self.gens[lender].borrow_mut();
-            let spare =
-                std::mem::replace(&mut *young, buffers::into_slots(std::mem::take(&mut lent)));
-            // SAFETY: the young array is empty between collections.
-            *lent = unsafe { buffers::into_objects(spare) };
+            let spare = std::mem::replace(&mut *young, lent.take_slots());
+            // SAFETY: the young array is empty between collections: no slot at all.
+            unsafe { lent.set_slots(spare) };
             drop(lent);
             for gen in (0..lender).rev() {
-                young.extend(self.gens[gen].borrow_mut().drain(..).map(Some));
+                self.gens[gen].borrow_mut().drain_into(&mut young);
             }
         }
         let mut kept = 0;
@@ -478,8 +474,8 @@ impl Collector {
             if header.refcnt() == 0 {
                 // Dying: back to its generation, in order.
                 let mut list = self.gens[(state(header) - GEN_BASE) as usize].borrow_mut();
-                h.index.set(list.len() as u32);
-                list.push(obj);
+                // SAFETY: a live container; its generation gave its slots to the young array.
+                unsafe { list.push(obj) };
                 continue;
             }
             if pinning && !header.type_info().has_exact_trace() {
@@ -536,7 +532,7 @@ impl Collector {
         self.scattered.set(far * 4 > edges);
         // Undo what young objects subtracted from dying ones (gc_refs is 0 outside a collection).
         for gen in 0..=g {
-            for &obj in self.gens[gen].borrow().iter() {
+            for obj in self.gens[gen].borrow().iter() {
                 // SAFETY: objects left in a collected generation are dying, still live.
                 let h = unsafe { gc_header(obj) };
                 subtracted -= h.gc_refs.get().unsigned_abs();
@@ -1035,12 +1031,12 @@ impl Collector {
     /// surviving its clear) moves to generation `old`, in young order. The survivors close
     /// ranks in the young array first; when `old` is empty (a full collection's), the young
     /// array's buffer becomes the generation, and the generation's empty one the young array's
-    /// (see `buffers`); otherwise they are appended. Returns how many.
+    /// (see `Generation::set_slots`); otherwise they are appended. Returns how many.
     fn move_survivors(&self, old: usize) -> usize {
         let mut young = self.young.borrow_mut();
         let mut garbage = self.unreachable.borrow_mut();
         let mut dest = self.gens[old].borrow_mut();
-        let base = dest.len();
+        let base = dest.next_slot();
         let mut kept = 0;
         // 64 slots at a time: a run of garbage costs one test of its word.
         for w in 0..young.len().div_ceil(64) {
@@ -1066,14 +1062,15 @@ impl Collector {
         }
         young.truncate(kept);
         garbage.clear();
-        if base == 0 {
-            let spare = std::mem::take(&mut *dest);
-            // SAFETY: the first `kept` slots were filled above, the rest truncated away.
-            *dest = unsafe {
-                buffers::into_objects(std::mem::replace(&mut *young, buffers::into_slots(spare)))
-            };
-        } else {
-            dest.extend(young.drain(..).flatten());
+        // SAFETY: the first `kept` slots were filled above with live containers, each told its
+        // slot in `old`, `base` on; the rest truncated away.
+        unsafe {
+            if base == 0 {
+                let spare = dest.take_slots();
+                dest.set_slots(std::mem::replace(&mut *young, spare));
+            } else {
+                dest.append(&mut young);
+            }
         }
         kept
     }

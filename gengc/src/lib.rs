@@ -9,10 +9,10 @@
 //!   GcHeap ── RcHeap (tier 2) ── container hook ──> Collector
 //!
 //!   Collector
-//!     gens[0]  gens[1]  gens[2]  permanent        Vec<ObjPtr> each; a container's GC header
-//!     count/threshold per generation (700,10,10)   (its 16-byte pre-header) holds its slot,
-//!     garbage, callbacks, debug flags, stats       its object header the tracking state:
-//!     young: the array of a running collection     track = push, untrack = swap_remove
+//!     gens[0]  gens[1]  gens[2]  permanent        slots each (Generation); a container's GC
+//!     count/threshold per generation (700,10,10)   header (its 16-byte pre-header) holds its
+//!     garbage, callbacks, debug flags, stats       slot, its object header the tracking state:
+//!     young: the array of a running collection     track = push, untrack = leave a hole
 //!     unreachable: a bit per young slot            scratch: a bumpalo arena, reset per run
 //!
 //!   collect(g):  update_and_subtract_refs (the oldest collected generation lends its
@@ -48,8 +48,10 @@
 //!   object with a reference that leads out of the young set; on that path the others hold
 //!   nothing but garbage, and the refcount tier skips their drop if their type says it only
 //!   releases references.
-//! - Between collections the young array is empty; a generation array and the young array
-//!   trade buffers (`buffers.rs` owns the one layout fact that allows it).
+//! - Between collections the young array is empty; a generation and the young array trade
+//!   buffers (both are `Vec<Option<ObjPtr>>`). A container that dies leaves a hole in its
+//!   generation (`generation.rs`), closed by the generation's next collection or once holes
+//!   outnumber objects.
 //! - On the careful path the collector holds a reference to every object it found unreachable
 //!   until deletion ends, so nothing it works on is freed under it; finalizers and callbacks
 //!   may allocate, drop, resurrect, or call `collect` (which returns 0 at once while a
@@ -65,8 +67,8 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
-mod buffers;
 mod collector;
+mod generation;
 mod header;
 mod heap;
 mod slots;

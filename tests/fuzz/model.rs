@@ -16,9 +16,10 @@
 //!   weakref, no DEBUG_SAVEALL; every container type of the façade promises an exact trace) is
 //!   freed in bulk instead: every payload dropped in order (its
 //!   references to other garbage uncounted), then every object freed, then the deaths outside
-//!   it. Generations are arrays in tracking order (track = push, untrack =
-//!   swap-remove, as `ARCHITECTURE.md` documents), so the model knows the order the collector
-//!   visits objects in, and finalizers and callbacks are compared in exact order.
+//!   it. Generations are arrays in tracking order (track = push, untrack = remove, the
+//!   others keeping their order, as `ARCHITECTURE.md` documents), so the model knows the order
+//!   the collector visits objects in, and finalizers and callbacks are compared in exact
+//!   order.
 //! - **Counts and thresholds**: every container's birth counts, every container's death
 //!   uncounts; a birth past threshold 0 starts the oldest generation over its threshold (with
 //!   the long-lived heuristic for generation 2).
@@ -947,9 +948,10 @@ impl Model {
             Gen::Garbage | Gen::GarbageDead => {}
             Gen::Young => self.young[index] = None,
             Gen::In(g) => {
-                self.gens[g].swap_remove(index);
-                if let Some(&moved) = self.gens[g].get(index) {
-                    self.objs[moved].index = index;
+                // The others keep their order (the real generation leaves a hole).
+                self.gens[g].remove(index);
+                for (i, &moved) in self.gens[g].iter().enumerate().skip(index) {
+                    self.objs[moved].index = i;
                 }
             }
         }
