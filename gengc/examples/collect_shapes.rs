@@ -3,7 +3,8 @@
 //!
 //! `cargo run --release -p gengc --example collect_shapes -- SHAPE N [REPEATS]` with SHAPE one of
 //! `pairs`, `ring`, `random`, `live`. Under `perf stat|record --control fd:CTL,ACK -D -1`, set
-//! `PERF_CTL_FD=CTL PERF_ACK_FD=ACK` and only the timed part is counted.
+//! `PERF_CTL_FD=CTL PERF_ACK_FD=ACK` and only the timed part is counted; `PERF_PHASE=drop` or
+//! `PERF_PHASE=collect` counts only that half of it.
 
 use std::io::{Read, Write};
 use std::os::fd::FromRawFd;
@@ -106,7 +107,10 @@ fn main() {
             node.b.set(e[1].map(|j| nodes[j as usize].clone().erase()));
         }
         let live = shape == "live";
-        perf.send("enable\n");
+        let phase = std::env::var("PERF_PHASE").unwrap_or_default();
+        if phase != "collect" {
+            perf.send("enable\n");
+        }
         let t = Instant::now();
         let kept = if live {
             Some(nodes)
@@ -115,9 +119,16 @@ fn main() {
             None
         };
         let dropped = t.elapsed();
+        match phase.as_str() {
+            "drop" => perf.send("disable\n"),
+            "collect" => perf.send("enable\n"),
+            _ => {}
+        }
         let found = heap.collect(2).expect("generation 2");
         let total = t.elapsed();
-        perf.send("disable\n");
+        if phase != "drop" {
+            perf.send("disable\n");
+        }
         let per = |d: std::time::Duration| d.as_nanos() as f64 / f64::from(n);
         println!(
             "{shape} N={n}: drop {:.1} ns/obj, collect {:.1} ns/obj, drop+collect {:.1} ns/obj, found {found}",
