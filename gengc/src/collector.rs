@@ -39,7 +39,8 @@ pub(crate) struct Collector {
     /// Generations 0, 1, 2 and the permanent one: a tracked object knows its slot, so
     /// untracking empties it (see `generation`).
     gens: [RefCell<Generation>; 4],
-    /// The objects of a running collection (`None`: died during it, or left as garbage).
+    /// The objects of a running collection (`None`: a hole of a generation it took, not yet
+    /// swept; or an object that died during it, or was left as garbage).
     young: RefCell<Vec<Option<ObjPtr>>>,
     /// The slots of the young array whose objects the scan found unreachable.
     unreachable: RefCell<SlotSet>,
@@ -163,7 +164,9 @@ impl Collector {
                 self.unreachable.borrow_mut().remove(index);
                 self.young.borrow_mut()[index] = None;
             }
-            // SAFETY: a tracked object's GC header names its slot in its generation.
+            // SAFETY: a tracked object's GC header names its slot in its generation (during a
+            // sweep, whose young array holds generations' objects with stale slots, no death
+            // is freed: collect_main defers them).
             g => unsafe {
                 self.gens[(g - GEN_BASE) as usize]
                     .borrow_mut()
@@ -307,20 +310,37 @@ impl Collector {
 
         self.update_counts(g);
         let old = (g + 1).min(NUM_GENERATIONS - 1);
-        let sweep = self.update_and_subtract_refs(g);
-        let examined = sweep.examined;
-        // Every young count is pinned now. Nothing young is referenced from outside, and the
-        // garbage needs nothing but freeing: no scan (None). Otherwise the scan gives the
-        // counts of the objects referenced from outside back.
-        let special = if sweep.no_roots
-            && sweep.special.none()
-            && !debug.contains(DebugFlags::SAVEALL)
-            && !debug.contains(DebugFlags::COLLECTABLE)
-        {
-            None
-        } else {
-            Some(self.move_unreachable(&bump))
-        };
+        // The sweep and the scan run the young objects' traces, user code that may drop a
+        // reference it should only have reported (`Trace` is a safe trait). An object that
+        // dies of it must not be freed while the collector holds the young array and the
+        // generations' slots, nor be taken for garbage: deaths wait until both are done
+        // (inside a deallocation, until that one's loop), and a collection during which
+        // anything died gives up (Err).
+        let rc = self.rc();
+        let waiting = rc.deaths_waiting();
+        let mut examined = 0;
+        let settled = rc.defer_frees(|| {
+            let sweep = self.update_and_subtract_refs(g);
+            examined = sweep.examined;
+            if rc.deaths_waiting() != waiting {
+                return Err(());
+            }
+            // Every young count is pinned now. Nothing young is referenced from outside, and
+            // the garbage needs nothing but freeing: no scan (None). Otherwise the scan gives
+            // the counts of the objects referenced from outside back.
+            if sweep.no_roots
+                && sweep.special.none()
+                && !debug.contains(DebugFlags::SAVEALL)
+                && !debug.contains(DebugFlags::COLLECTABLE)
+            {
+                return Ok(None);
+            }
+            let special = self.move_unreachable(&bump);
+            if rc.deaths_waiting() != waiting {
+                return Err(());
+            }
+            Ok(Some(special))
+        });
         // Only garbage is pinned from here on (no handle can reach it), so user code, such as
         // a tracing subscriber, may run: it cannot clone or drop a pinned reference.
         if debug.contains(DebugFlags::STATS) {
@@ -328,11 +348,13 @@ impl Collector {
                 objects = ?[0, 1, 2].map(|i| self.generation_len(i)), "gc: collecting");
         }
 
-        let (m, n, survivors) = match special {
+        let (m, n, survivors) = match settled {
+            // Something died while a trace ran.
+            Err(()) => (0, 0, self.give_up(old)),
             // All of the young set is garbage, and common garbage (see below) at that: free
             // it where it stands.
-            None => (self.delete_young_in_bulk(), 0, 0),
-            Some(special) => {
+            Ok(None) => (self.delete_young_in_bulk(), 0, 0),
+            Ok(Some(special)) => {
                 // The objects of the unreachable slots are garbage, their counts pinned; the
                 // others in the young array are reachable from outside the young set (see
                 // move_unreachable).
@@ -405,7 +427,11 @@ impl Collector {
     /// its references from outside the young set (above zero means reachable from outside),
     /// and, if every young type promised an exact trace ([`Collector::pinned`]), its count
     /// pinned at `IMMORTAL`, the true count parked in `index` until move_unreachable gives it
-    /// back (or the whole young set is freed as garbage); otherwise its slot in `index`.
+    /// back (or the whole young set is freed as garbage); otherwise its slot in `index`. And
+    /// `refs_outside` says whether it references anything outside the young set (an atom, an
+    /// older or frozen object, `gc.garbage`'s): a child counts as inside if its state is
+    /// YOUNG or a collected generation, which at the end means YOUNG (a dying object of a
+    /// collected generation has no counted referrer).
     ///
     /// One sweep is enough because `gc_refs` is 0 outside a collection: each object adds its
     /// count, each reference from a young object subtracts one, in any order. A visited object
@@ -667,6 +693,22 @@ impl Collector {
         rescued
     }
 
+    /// Ends a collection during which an object died (a trace dropped a reference): every
+    /// young object survives, as if reachable, and moves to generation `old`. Its traces
+    /// having changed the graph under it, the collection cannot trust what it counted; the
+    /// next collection will. Returns how many survived.
+    ///
+    /// Counts are not pinned here: only traces that promised to drop no reference run while
+    /// they are ([`Collector::pinned`]), and no death comes from those.
+    fn give_up(&self, old: usize) -> usize {
+        debug_assert!(!self.pinned.get(), "a death while counts were pinned");
+        let young = self.young.borrow().len();
+        // Objects the scan found unreachable hold their true counts (nothing was pinned):
+        // emptying the set makes them survivors like the others.
+        self.unreachable.borrow_mut().reset(young);
+        self.move_survivors(old)
+    }
+
     /// Gives an UNREACHABLE object its true count back (if the collection pinned it).
     fn unpin(&self, h: &GcHeader, header: &ObjHeader) {
         if self.pinned.get() {
@@ -757,7 +799,8 @@ impl Collector {
             // nowhere but the young set (the sweep's counts add up), its count pinned at
             // IMMORTAL by the sweep, with no finalizer to run, no weak reference, and a type
             // that promised an exact trace (Special::none over the whole young set). An object
-            // whose references the sweep found all inside the young set holds only garbage.
+            // whose references the sweep found all inside the young set (`refs_outside`) holds
+            // only garbage: every child it counted inside ended the sweep YOUNG.
             // SAFETY: free_garbage's contract is the paragraph above; the collector forgets
             // the garbage right after, by emptying the young array.
             let freed = unsafe {

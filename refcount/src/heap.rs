@@ -403,7 +403,10 @@ impl RcHeap {
 
     /// Runs `f` with every death deferred to the pending stack, then frees them all in one
     /// loop: for a caller that drops many references at once (the collector deleting
-    /// garbage), each death is one push instead of one deallocation loop.
+    /// garbage), each death is one push instead of one deallocation loop; or for one that
+    /// runs user code while no object may be freed under it (see
+    /// [`deaths_waiting`](Self::deaths_waiting)). Inside a deallocation already, the deaths
+    /// wait for that deallocation's loop instead.
     pub fn defer_frees<R>(&self, f: impl FnOnce() -> R) -> R {
         if self.deallocating.replace(true) {
             return f(); // already inside a deallocation: deaths are deferred anyway
@@ -419,6 +422,13 @@ impl RcHeap {
         let r = f();
         self.drain_pending();
         r
+    }
+
+    /// How many objects wait on the pending stack: their count fell to zero inside a
+    /// deallocation or [`defer_frees`](Self::defer_frees), and they are not freed yet. A
+    /// caller compares two readings to learn whether anything died in between.
+    pub fn deaths_waiting(&self) -> usize {
+        self.pending.borrow().len()
     }
 
     /// CPython's `subtype_dealloc`, in order: finalizer (may resurrect), weak references
@@ -567,7 +577,7 @@ impl RcHeap {
                         0
                     };
                     let (offset, size) = fixed.unwrap_or_else(|| self.block_layout(ty, len));
-                    // The member's payload was dropped above, as every member's was.
+                    // The member's payload was dropped above, or needed no drop.
                     // SAFETY: alloc_raw carved its block `offset` bytes before the header,
                     // `size` bytes of kind `kind` (block_layout); each member is yielded once.
                     unsafe {
