@@ -9,9 +9,11 @@
 //! A container that dies leaves a hole where it was: untracking writes one slot and touches no
 //! other object (a swap-remove would write the header of the object it moves, anywhere in
 //! memory, and shuffle the generation out of the order its objects sit in memory). Holes are
-//! closed when the generation is collected (its slots become the collection's young array,
-//! which skips them), and in place when they come to outnumber the objects, so a generation
-//! takes at most about twice the slots of its objects.
+//! closed when the generation is collected (the oldest collected generation's slots become
+//! the collection's young array, the younger ones are moved to its end without their holes,
+//! and the sweep closes ranks), and in place when they come to outnumber the objects past
+//! [`MIN_SLOTS_TO_CLOSE`] slots: a generation takes at most about twice the slots of its
+//! objects. The permanent generation, never collected, only closes its holes in place.
 //!
 //! The invariant this module owns: every `Some(obj)` at position `i` of `slots` is a live
 //! tracked container whose GC header `index` is `i`, and `holes` counts the `None`s.

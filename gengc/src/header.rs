@@ -19,7 +19,7 @@
 //!            set; for an UNREACHABLE object, its true count
 //!   mark:    during a collection, whether the object is known reachable
 //!   out:     from a collection's sweep on, whether the object references anything outside the
-//!            collected generations (an atom, an older object)
+//!            young set (an atom, an untracked container, an older or frozen object)
 //! ```
 //!
 //! The state lives in the object header, not the GC header, so that one load of any visited

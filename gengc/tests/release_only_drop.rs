@@ -201,3 +201,24 @@ fn the_declaration_counts_only_with_an_exact_trace() {
     assert!(!inexact.has_release_only_drop());
     assert!(!PLAIN_PAIR.has_release_only_drop());
 }
+
+#[test]
+fn outside_references_are_found_in_every_batch_of_the_sweep() {
+    // The sweep subtracts references a batch behind the trace (32 at a time): outside
+    // references early, in the middle and at the end of a long ring all release their target.
+    let h = heap();
+    let atoms: Vec<_> = (0..3).map(|i| h.alloc(Atom(i)).unwrap().erase()).collect();
+    let nodes = ring(&h, 100);
+    for (k, at) in [3, 50, 97].into_iter().enumerate() {
+        slot_b(&nodes[at]).set(Some(atoms[k].clone()));
+    }
+    drop(nodes);
+    let dropped = drops();
+
+    assert_eq!(h.collect(0).unwrap(), 100);
+
+    assert_eq!(drops() - dropped, 3);
+    for atom in &atoms {
+        assert_eq!(atom.refcnt(), 1);
+    }
+}

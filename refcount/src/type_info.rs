@@ -242,7 +242,8 @@ impl TypeInfo {
     /// never used.
     ///
     /// Not `unsafe`: a payload wrongly declared so only leaks what its drop would have freed
-    /// or released, as `std::mem::forget` would.
+    /// or released. Its block is reused all the same, so do not declare it for a payload
+    /// whose drop must run before its memory goes (a value that unsafe code pinned there).
     pub const fn drop_only_releases_refs(mut self) -> TypeInfo {
         self.release_only_drop = true;
         self

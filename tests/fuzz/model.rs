@@ -15,8 +15,9 @@
 //!   deallocation loop. Garbage that needs none of these phases (no finalizer to run, no
 //!   weakref, no DEBUG_SAVEALL; every container type of the façade promises an exact trace) is
 //!   freed in bulk instead: every payload dropped in order (its
-//!   references to other garbage uncounted), then every object freed, then the deaths outside
-//!   it. Generations are arrays in tracking order (track = push, untrack = remove, the
+//!   references to other garbage uncounted; the real heap skips the drop of a tuple that
+//!   holds only garbage, which changes nothing the model sees), then every object freed, then
+//!   the deaths outside it. Generations are arrays in tracking order (track = push, untrack = remove, the
 //!   others keeping their order, as `ARCHITECTURE.md` documents), so the model knows the order
 //!   the collector visits objects in, and finalizers and callbacks are compared in exact
 //!   order.
