@@ -318,7 +318,7 @@ impl Collector {
         // anything died gives up (Err).
         let rc = self.rc();
         let waiting = rc.deaths_waiting();
-        let mut examined = 0;
+        let (mut examined, mut no_drops) = (0, false);
         let settled = rc.defer_frees(|| {
             let sweep = self.update_and_subtract_refs(g);
             examined = sweep.examined;
@@ -333,6 +333,7 @@ impl Collector {
                 && !debug.contains(DebugFlags::SAVEALL)
                 && !debug.contains(DebugFlags::COLLECTABLE)
             {
+                no_drops = sweep.no_drops;
                 return Ok(None);
             }
             let special = self.move_unreachable(&bump);
@@ -353,7 +354,7 @@ impl Collector {
             Err(()) => (0, 0, self.give_up(old)),
             // All of the young set is garbage, and common garbage (see below) at that: free
             // it where it stands.
-            Ok(None) => (self.delete_young_in_bulk(), 0, 0),
+            Ok(None) => (self.delete_young_in_bulk(no_drops), 0, 0),
             Ok(Some(special)) => {
                 // The objects of the unreachable slots are garbage, their counts pinned; the
                 // others in the young array are reachable from outside the young set (see
@@ -454,6 +455,8 @@ impl Collector {
         let last_gen = GEN_BASE + g as u8;
         // References subtracted from young objects (and from dying ones, undone below).
         let mut subtracted: u64 = 0;
+        // Whether any young object references something outside the young set.
+        let any_outside = Cell::new(false);
         let subtract = |batch: &mut EdgeBatch, young: &[Option<ObjPtr>], subtracted: &mut u64| {
             for (&child, &owner) in batch.children.iter().zip(&batch.owners) {
                 // SAFETY: visited pointers are live objects (Visit only takes handles).
@@ -467,6 +470,7 @@ impl Collector {
                 } else if let Some(owner) = young[owner as usize] {
                     // SAFETY: the owner, swept already, is a live young container.
                     unsafe { gc_header(owner) }.refs_outside.set(true);
+                    any_outside.set(true);
                 }
             }
             batch.children.clear();
@@ -493,6 +497,7 @@ impl Collector {
         }
         let mut kept = 0;
         let mut pinning = true;
+        let mut release_only_drops = true;
         for i in 0..young.len() {
             let Some(obj) = young[i] else { continue };
             // SAFETY: tracked objects are live containers.
@@ -509,6 +514,7 @@ impl Collector {
                 Self::unpin_swept(&young[..kept]);
                 pinning = false;
             }
+            release_only_drops &= header.type_info().has_release_only_drop();
             let count = header.refcnt();
             set_state(header, YOUNG);
             if pinning {
@@ -572,6 +578,7 @@ impl Collector {
             // twice): when the counts add up to the references between young objects, no
             // young object is referenced from outside.
             no_roots: counted == subtracted && !special.inexact_traces,
+            no_drops: release_only_drops && !any_outside.get(),
             special,
         }
     }
@@ -788,8 +795,9 @@ impl Collector {
     /// Deletion when the sweep found no young object referenced from outside
     /// ([`Sweep::no_roots`]) and the young set needs nothing but freeing: the whole young
     /// array is garbage, its counts pinned by the sweep. No scan: the refcount tier frees it
-    /// all in young order, and the young array is emptied. Returns how many it freed.
-    fn delete_young_in_bulk(&self) -> u64 {
+    /// all in young order, and the young array is emptied. With `no_drops` ([`Sweep`]), in
+    /// one pass that drops no payload. Returns how many it freed.
+    fn delete_young_in_bulk(&self, no_drops: bool) -> u64 {
         let rc = self.rc();
         // As in delete_garbage_in_bulk, deaths outside the garbage are drained after the
         // closure, once the young array is empty and no borrow is held.
@@ -801,15 +809,22 @@ impl Collector {
             // that promised an exact trace (Special::none over the whole young set). An object
             // whose references the sweep found all inside the young set (`refs_outside`) holds
             // only garbage: every child it counted inside ended the sweep YOUNG.
-            // SAFETY: free_garbage's contract is the paragraph above; the collector forgets
-            // the garbage right after, by emptying the young array.
+            // With no_drops, every young type only releases references in its drop, and every
+            // young object holds only garbage.
+            // SAFETY: free_garbage's contract (and free_garbage_undropped's, with no_drops) is
+            // the paragraph above; the collector forgets the garbage right after, by emptying
+            // the young array.
             let freed = unsafe {
-                rc.free_garbage(
-                    || young.iter().flatten().copied(),
-                    self.scattered.get(),
-                    // SAFETY: the young objects are live containers until freed.
-                    |obj| !gc_header(obj).refs_outside.get(),
-                )
+                if no_drops {
+                    rc.free_garbage_undropped(young.iter().flatten().copied())
+                } else {
+                    rc.free_garbage(
+                        || young.iter().flatten().copied(),
+                        self.scattered.get(),
+                        // SAFETY: the young objects are live containers until freed.
+                        |obj| !gc_header(obj).refs_outside.get(),
+                    )
+                }
             };
             drop(young);
             self.young.borrow_mut().clear();
@@ -1126,6 +1141,10 @@ struct Sweep {
     /// No young object is referenced from outside the young set: the counts of the young
     /// objects add up to the references between them (and every trace is exact).
     no_roots: bool,
+    /// Every young type only releases references in its drop, and no young object references
+    /// anything outside the young set: when the young set is garbage, none of it needs its
+    /// drop.
+    no_drops: bool,
     /// What the young set as a whole needs beyond freeing.
     special: Special,
 }

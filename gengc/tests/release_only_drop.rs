@@ -76,6 +76,27 @@ impl Object for PlainPair<'_> {
     }
 }
 
+/// Three slots: another size, another kind.
+#[derive(Default)]
+struct Triple<'h>([RefCell1<'h>; 3]);
+impl Trace for Triple<'_> {
+    fn trace(&self, v: &mut Visit<'_>) {
+        self.0.iter().for_each(|slot| slot.trace(v));
+    }
+}
+// SAFETY: as Pair's.
+static TRIPLE: TypeInfo = unsafe {
+    TypeInfo::new::<Triple<'static>>("triple")
+        .assume_exact_trace()
+        .drop_only_releases_refs()
+};
+impl Object for Triple<'_> {
+    const CONTAINER: bool = true;
+    fn type_info() -> &'static TypeInfo {
+        &TRIPLE
+    }
+}
+
 fn heap() -> GcHeap {
     GcHeap::new(Default::default()).unwrap()
 }
@@ -221,4 +242,37 @@ fn outside_references_are_found_in_every_batch_of_the_sweep() {
     for atom in &atoms {
         assert_eq!(atom.refcnt(), 1);
     }
+}
+
+#[test]
+fn garbage_of_several_kinds_that_needs_no_drop_gives_every_block_back() {
+    // Pairs and triples in turns: the one pass that frees them switches kind at every member.
+    let h = heap();
+    let before = h.rc().allocator().stats();
+    let n = 300;
+    let nodes: Vec<ObjRef<'_>> = (0..n)
+        .map(|i| {
+            if i % 2 == 0 {
+                h.alloc(Pair::default()).unwrap().erase()
+            } else {
+                h.alloc(Triple::default()).unwrap().erase()
+            }
+        })
+        .collect();
+    for (i, node) in nodes.iter().enumerate() {
+        let next = Some(nodes[(i + 1) % n].clone());
+        match node.downcast_ref::<Pair<'_>>() {
+            Some(pair) => pair.a.set(next),
+            None => node.downcast_ref::<Triple<'_>>().unwrap().0[2].set(next),
+        }
+    }
+    drop(nodes);
+    let dropped = drops();
+
+    assert_eq!(h.collect(2).unwrap(), n as u64);
+
+    assert_eq!(drops(), dropped);
+    assert_eq!(h.rc().stats().live, 0);
+    let after = h.rc().allocator().stats();
+    assert_eq!(after.totals.bytes_in_blocks, before.totals.bytes_in_blocks);
 }

@@ -596,6 +596,58 @@ impl RcHeap {
         })
     }
 
+    /// [`free_garbage`](Self::free_garbage) when no member needs its drop: every member's
+    /// type only releases references in its drop ([`TypeInfo::has_release_only_drop`]) and
+    /// every member references members only, so no payload is dropped, no member is read by
+    /// another, and each block is freed in the one pass that reads its header (type and
+    /// length), while its line is at hand. Nothing dies of it. Returns how many it freed.
+    ///
+    /// # Safety
+    /// As [`free_garbage`](Self::free_garbage) for the members, and each one's type has a
+    /// release-only drop and each reference it holds (as its trace reports them) leads to a
+    /// member.
+    pub unsafe fn free_garbage_undropped(&self, garbage: impl Iterator<Item = ObjPtr>) -> u64 {
+        let mut batch = self.alloc.free_batch();
+        let mut freed = 0;
+        // The kind and, for a fixed-size type, the block layout of the last type seen.
+        let mut last: Option<(&'static TypeInfo, KindId, (usize, usize))> = None;
+        for obj in garbage {
+            // SAFETY: a live member until its block is freed below (contract).
+            let (ty, len) = unsafe {
+                debug_assert!(obj.header().is_immortal() && !obj.header().has(HAS_WEAKREFS));
+                let ty = obj.type_info();
+                (ty, ty.len_of(obj.payload()))
+            };
+            debug_assert!(ty.has_release_only_drop());
+            let (kind, (offset, size)) = match last {
+                Some((t, kind, layout)) if std::ptr::eq(t, ty) => (
+                    kind,
+                    if ty.is_var() {
+                        self.block_layout(ty, len)
+                    } else {
+                        layout
+                    },
+                ),
+                _ => {
+                    let (kind, layout) = (self.kind_of(ty), self.block_layout(ty, len));
+                    last = Some((ty, kind, layout));
+                    (kind, layout)
+                }
+            };
+            // SAFETY: alloc_raw carved its block `offset` bytes before the header, `size`
+            // bytes of kind `kind` (block_layout); each member is yielded once, and no other
+            // member's drop runs to read it once it is freed (contract).
+            unsafe {
+                let block = obj.as_non_null().cast::<u8>().sub(offset);
+                batch.push_kind_len(kind, len, block, size);
+            }
+            freed += 1;
+        }
+        batch.finish();
+        self.bump(|c| c.freed += freed);
+        freed
+    }
+
     /// Runs the finalizer of a dying object once (PEP 442). Returns true when it resurrected
     /// the object (its count is above zero afterwards).
     ///
