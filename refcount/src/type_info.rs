@@ -102,6 +102,11 @@ pub trait Object: Trace + Sized {
 /// elements, a string's bytes (CPython's `PyVarObject`). Make one with
 /// [`RcHeap::alloc_var`](crate::RcHeap::alloc_var), describe it with [`TypeInfo::new_var`],
 /// and read the items with [`items`].
+///
+/// [`items`] derives the items' pointer from a shared reference to the payload. If the items
+/// are written through it (cells, as `RefCell1`), `T` must not be `Freeze`: give it an
+/// `UnsafeCell<()>` field. Past the end of a reference to a `Freeze` value, memory is
+/// read-only (Tree Borrows), and a write there is undefined behaviour.
 pub trait VarObject: Object {
     /// The type of the items.
     type Item;

@@ -1,6 +1,7 @@
 //! Opaque containers: stand-ins for CPython objects of other types (functions, modules, code,
 //! sets, ...) when a heap graph is replayed: a type name, a size and the references.
 
+use std::cell::UnsafeCell;
 use std::marker::PhantomData;
 
 use refcount::{items, ObjRef, Object, RefCell1, Trace, TypeInfo, VarObject, Visit};
@@ -19,6 +20,10 @@ pub struct Opaque<'h> {
     type_name: ObjRef<'h>,
     refs: usize,
     slots: usize,
+    /// Makes the payload `!Freeze`, as its items (cells written through a shared reference)
+    /// are: their pointers derive from a reference to the payload (`items`), which must not
+    /// be read-only past its end.
+    _mutable_items: UnsafeCell<()>,
     _heap: PhantomData<ObjRef<'h>>,
 }
 
@@ -28,6 +33,7 @@ impl<'h> Opaque<'h> {
             type_name,
             refs,
             slots,
+            _mutable_items: UnsafeCell::new(()),
             _heap: PhantomData,
         }
     }
