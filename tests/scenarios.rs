@@ -217,6 +217,10 @@ fn s11_a_finalizer_that_resurrects_another_member_of_its_cycle() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "thousands of allocations: too slow for the interpreter"
+)]
 fn s12_a_finalizer_that_allocates_and_collects() {
     let h = heap();
     let log = Rc::default();
@@ -359,6 +363,10 @@ fn s18_a_callback_that_resurrects_or_allocates() {
 // ---- the gc module surface --------------------------------------------------------------
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "thousands of allocations: too slow for the interpreter"
+)]
 fn s19_thresholds() {
     let h = heap();
     assert_eq!(h.gc().get_threshold(), (700, 10, 10));
@@ -408,6 +416,10 @@ fn s22_survivors_of_generation_0_move_to_generation_1() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "thousands of allocations: too slow for the interpreter"
+)]
 fn s23_disable_stops_automatic_collection() {
     let h = heap();
     h.gc().disable();
@@ -549,6 +561,10 @@ fn s31_debug_flags_report_through_tracing() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "tens of thousands of objects: too slow for the interpreter"
+)]
 fn s32_the_long_lived_heuristic() {
     let h = heap();
     h.gc().set_threshold(10, 1, 0);
@@ -632,6 +648,7 @@ fn s36_interning_the_same_text_twice_gives_the_same_object() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "fills a heap limit: too slow for the interpreter")]
 fn s37_out_of_memory_under_a_limit_is_recoverable() {
     let h = Heap::new(Config {
         limit: Some(2 << 20),
@@ -658,6 +675,7 @@ fn s37_out_of_memory_under_a_limit_is_recoverable() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "fills many arenas: too slow for the interpreter")]
 fn s38_after_everything_is_dropped_and_collected_no_arena_is_left() {
     let h = Heap::new(Config::default()).unwrap();
     {

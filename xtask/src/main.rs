@@ -102,15 +102,11 @@ fn miri_steps() -> Vec<Step> {
         .args(["nextest", "--version"])
         .output()
         .is_ok_and(|o| o.status.success());
-    let mut args = if nextest {
+    let runner = if nextest {
         vec!["+nightly", "miri", "nextest", "run", "-j", "2"]
     } else {
         vec!["+nightly", "miri", "test"]
     };
-    for t in TIERS {
-        args.push("-p");
-        args.push(t);
-    }
     // Tests too slow for the interpreter (property tests, millions of objects, /proc reads,
     // insta's snapshot files) are `#[cfg(not(miri))]` or `#[cfg_attr(miri, ignore)]`.
     //
@@ -118,12 +114,37 @@ fn miri_steps() -> Vec<Step> {
     // pointer derived from a reference to its fixed-size payload (and a payload finds its
     // header just before it), container_of-style accesses that Stacked Borrows forbids and
     // Tree Borrows allows. Dynamically sized payloads would satisfy both; see ARCHITECTURE.md.
-    vec![Step {
-        title: "miri",
-        program: "cargo",
-        args,
-        env: vec![("MIRIFLAGS", "-Zmiri-strict-provenance -Zmiri-tree-borrows")],
-    }]
+    let env = vec![("MIRIFLAGS", "-Zmiri-strict-provenance -Zmiri-tree-borrows")];
+    let mut tiers = runner.clone();
+    for t in TIERS {
+        tiers.extend(["-p", t]);
+    }
+    // The façade's unsafe code (lists' raw parts, dicts' tables, instances' attributes,
+    // opaque objects' cells) through its scenarios and traverse checks: a few minutes, unlike
+    // its fuzzer and hostile suites, which ASan and valgrind cover.
+    let mut facade = runner;
+    facade.extend([
+        "-p",
+        "pyheap",
+        "--test",
+        "scenarios",
+        "--test",
+        "traverse_completeness",
+    ]);
+    vec![
+        Step {
+            title: "miri",
+            program: "cargo",
+            args: tiers,
+            env: env.clone(),
+        },
+        Step {
+            title: "miri, the façade's scenarios",
+            program: "cargo",
+            args: facade,
+            env,
+        },
+    ]
 }
 
 fn run(steps: &[Step]) -> Result<(), String> {
