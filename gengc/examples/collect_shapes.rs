@@ -2,9 +2,13 @@
 //! times the drop of the handles and one full collection.
 //!
 //! `cargo run --release -p gengc --example collect_shapes -- SHAPE N [REPEATS]` with SHAPE one of
-//! `pairs`, `ring`, `random`, `live`. Under `perf stat|record --control fd:CTL,ACK -D -1`, set
-//! `PERF_CTL_FD=CTL PERF_ACK_FD=ACK` and only the timed part is counted; `PERF_PHASE=drop` or
-//! `PERF_PHASE=collect` counts only that half of it.
+//! `pairs`, `ring`, `random`, `live`, or `chain` (each object references the one made before
+//! it: dropping the handles in order frees nothing until the last, which frees the whole chain
+//! in one cascade, a profile of reference counting's deaths with no collection work).
+//!
+//! Under `perf stat|record --control fd:CTL,ACK -D -1`, set `PERF_CTL_FD=CTL PERF_ACK_FD=ACK` and
+//! only the timed part is counted; `PERF_PHASE=drop` or `PERF_PHASE=collect` counts only that
+//! half of it.
 
 use std::io::{Read, Write};
 use std::os::fd::FromRawFd;
@@ -77,6 +81,7 @@ fn edges(shape: &str, n: u32) -> Vec<[Option<u32>; 2]> {
         .map(|i| match shape {
             "pairs" => [Some(i ^ 1).filter(|&p| p < n), None],
             "ring" => [Some((i + 1) % n), None],
+            "chain" => [i.checked_sub(1), None],
             _ => [Some(next()), Some(next())],
         })
         .collect()
