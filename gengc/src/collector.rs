@@ -3,8 +3,11 @@
 //! [`Collector::collect_main`] reads as CPython 3.11's `gc_collect_main`: each phase is a
 //! function named after what it does, and the comment above it says what holds when it returns.
 
+use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::marker::PhantomPinned;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::rc::Rc;
 use std::time::Instant;
 
 use bumpalo::collections::Vec as BumpVec;
@@ -32,6 +35,9 @@ pub const DEFAULT_THRESHOLDS: [u32; NUM_GENERATIONS] = [700, 10, 10];
 /// A `gc.callbacks` function.
 pub type GcCallback = Box<dyn FnMut(Phase, &CallbackInfo)>;
 
+/// A registered callback, shared with the invocation that runs it.
+pub(crate) type SharedCallback = Rc<RefCell<GcCallback>>;
+
 /// The collector's state. Lives in a `Box` whose address the refcount tier keeps as its
 /// container hook.
 pub(crate) struct Collector {
@@ -57,6 +63,18 @@ pub(crate) struct Collector {
     pub(crate) thresholds: Cell<[u32; NUM_GENERATIONS]>,
     pub(crate) enabled: Cell<bool>,
     collecting: Cell<bool>,
+    /// The generation the running collection collects, from its sweep's start to its end
+    /// (callbacks excluded): `untrack` then defers objects it holds (see [`Collector::untrack`]).
+    collecting_gen: Cell<Option<usize>>,
+    /// Whether an `untrack` was deferred during the running collection.
+    untracks_deferred: Cell<bool>,
+    /// Whether other heaps live on this thread during the running collection: then a visited
+    /// object's tracking state is only read as this collection's after checking its heap.
+    mixed: Cell<bool>,
+    /// The first panic of user code (a trace, a clear, a payload's drop) that the running
+    /// collection caught: it finishes consistently (see [`Collector::catching`]), then
+    /// `collect` resumes it.
+    panic: Cell<Option<Box<dyn Any + Send>>>,
     pub(crate) debug: Cell<DebugFlags>,
     pub(crate) stats: Cell<[GenerationStats; NUM_GENERATIONS]>,
     pub(crate) long_lived_total: Cell<u64>,
@@ -64,7 +82,9 @@ pub(crate) struct Collector {
     pub(crate) last_pause_ns: Cell<u64>,
     /// `gc.garbage`: each entry owns a reference.
     pub(crate) garbage: RefCell<Vec<ObjPtr>>,
-    pub(crate) callbacks: RefCell<Vec<(u64, GcCallback)>>,
+    /// `gc.callbacks`, in the order they were added (so by id); shared with a running
+    /// invocation, so that a callback may add or remove callbacks, itself included.
+    pub(crate) callbacks: RefCell<Vec<(u64, SharedCallback)>>,
     pub(crate) next_callback_id: Cell<u64>,
     /// Scratch memory of a collection, reset after each.
     scratch: Cell<Option<Bump>>,
@@ -86,6 +106,10 @@ impl Collector {
             thresholds: Cell::new(DEFAULT_THRESHOLDS),
             enabled: Cell::new(true),
             collecting: Cell::new(false),
+            collecting_gen: Cell::new(None),
+            untracks_deferred: Cell::new(false),
+            mixed: Cell::new(false),
+            panic: Cell::new(None),
             debug: Cell::new(DebugFlags::empty()),
             stats: Cell::new([GenerationStats::default(); NUM_GENERATIONS]),
             long_lived_total: Cell::new(0),
@@ -143,8 +167,72 @@ impl Collector {
         let (h, header) = unsafe { (gc_header(obj), obj.header()) };
         set_state(header, GEN_BASE + gen as u8);
         h.gc_refs.set(0);
+        h.untrack_later.set(false);
         // SAFETY: a live container, untracked until now (contract).
         unsafe { self.gens[gen].borrow_mut().push(obj) };
+    }
+
+    /// `gc.untrack`-style untracking, asked for by user code: at once, unless a collection is
+    /// running and holds `obj` (in its young array or its unreachable set, or in a generation
+    /// it collects, whose slots its young array took). Then the object stays where it is,
+    /// marked, and is untracked when the collection ends (`move_survivors`, or
+    /// [`Collector::untrack_deferred`] for an object made during the collection): the sweep
+    /// and the rescue must see the young set they started with, or a reference they subtracted
+    /// from an object's count would never be traced back.
+    ///
+    /// # Safety
+    /// `obj` must be a live container.
+    pub(crate) unsafe fn untrack(&self, obj: ObjPtr) {
+        // SAFETY: contract.
+        let (h, header) = unsafe { (gc_header(obj), obj.header()) };
+        let held = match (self.collecting_gen.get(), state(header)) {
+            (None, _) => false,
+            (Some(_), YOUNG | UNREACHABLE) => true,
+            (Some(_), UNTRACKED | GARBAGE | GARBAGE_DEAD) => false,
+            (Some(collected), s) => ((s - GEN_BASE) as usize) <= collected,
+        };
+        if held {
+            h.untrack_later.set(true);
+            self.untracks_deferred.set(true);
+        } else {
+            // SAFETY: contract.
+            unsafe { self.unlink(obj) };
+        }
+    }
+
+    /// `gc.track`-style tracking, asked for by user code: into generation 0 if untracked; an
+    /// untracking deferred by the running collection is called off.
+    ///
+    /// # Safety
+    /// `obj` must be a live container of this heap.
+    pub(crate) unsafe fn track(&self, obj: ObjPtr) {
+        // SAFETY: contract.
+        let (h, header) = unsafe { (gc_header(obj), obj.header()) };
+        if state(header) == UNTRACKED {
+            // SAFETY: a live, untracked container of this heap (contract).
+            unsafe { self.link(obj, 0) };
+        } else {
+            h.untrack_later.set(false);
+        }
+    }
+
+    /// At the end of a collection during which `untrack` was deferred: untracks the marked
+    /// objects that are not in the young array (`move_survivors` did those), which can only be
+    /// objects made during the collection, in generation 0.
+    fn untrack_deferred(&self) {
+        if !self.untracks_deferred.replace(false) {
+            return;
+        }
+        let marked: Vec<ObjPtr> = self.gens[0]
+            .borrow()
+            .iter()
+            // SAFETY: objects of a generation are live containers.
+            .filter(|&obj| unsafe { gc_header(obj) }.untrack_later.get())
+            .collect();
+        for obj in marked {
+            // SAFETY: a live container of generation 0, its slot valid (no collection runs).
+            unsafe { self.unlink(obj) };
+        }
     }
 
     /// Takes a container out of whatever holds it (a generation or a running collection).
@@ -265,15 +353,85 @@ impl Collector {
             },
         );
         self.collecting.set(false);
+        if let Some(panic) = self.panic.take() {
+            resume_unwind(panic);
+        }
         m + n
     }
 
+    /// Runs user code (a trace, a clear, payload drops) so that a panic in it cannot leave the
+    /// collection half done: the first panic is kept, to be resumed once the collection has
+    /// ended consistently; later ones are dropped. Whoever calls this checks
+    /// [`Collector::panicked`] and does only what stays sound when `f` stopped half way
+    /// (a trace that reported part of its references, garbage partly freed).
+    fn catching(&self, f: impl FnOnce()) {
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(f)) {
+            let first = self.panic.take().unwrap_or(panic);
+            self.panic.set(Some(first));
+        }
+    }
+
+    /// Whether user code panicked during the running collection.
+    fn panicked(&self) -> bool {
+        let panic = self.panic.take();
+        let panicked = panic.is_some();
+        self.panic.set(panic);
+        panicked
+    }
+
+    /// Whether a tracked object belongs to this collector's heap (a strong reference may lead
+    /// to another heap's object, whose tracking state is that heap's business).
+    ///
+    /// # Safety
+    /// `obj` must be live.
+    #[inline]
+    pub(crate) unsafe fn owns(&self, obj: ObjPtr) -> bool {
+        // SAFETY: contract.
+        std::ptr::eq(unsafe { RcHeap::of(obj) }, self.rc)
+    }
+
+    /// Whether a tracked object the collection visits is one of this heap's: always, when the
+    /// thread has no other heap ([`Collector::mixed`]).
+    ///
+    /// # Safety
+    /// `obj` must be live.
+    #[inline]
+    unsafe fn is_own(&self, obj: ObjPtr) -> bool {
+        // SAFETY: contract.
+        !self.mixed.get() || unsafe { self.owns(obj) }
+    }
+
+    /// A young object's trace, its panic caught (see [`Collector::catching`]).
+    ///
+    /// # Safety
+    /// As [`refcount::trace`].
+    #[inline]
+    unsafe fn trace(&self, obj: ObjPtr, visit: &mut Visit<'_>) {
+        // SAFETY: contract.
+        self.catching(|| unsafe { refcount::trace(obj, visit) });
+    }
+
+    /// Calls every callback registered when the call began and still registered when its
+    /// turn comes, in order: a callback may add callbacks (they hear the next phase) or remove
+    /// any, itself included. A panicking callback goes to the unraisable hook.
     fn invoke_callbacks(&self, phase: Phase, info: CallbackInfo) {
-        // Taken out while they run: a callback may add or remove callbacks.
-        let mut list = std::mem::take(&mut *self.callbacks.borrow_mut());
-        for (_, cb) in &mut list {
+        let limit = self.next_callback_id.get();
+        let mut last = 0;
+        loop {
+            let next = self
+                .callbacks
+                .borrow()
+                .iter()
+                .find(|(id, _)| *id > last && *id < limit)
+                .map(|(id, cb)| (*id, Rc::clone(cb)));
+            let Some((id, cb)) = next else { break };
+            last = id;
+            // A callback is never running already: a nested collection calls none.
+            let Ok(mut cb) = cb.try_borrow_mut() else {
+                continue;
+            };
             if let Err(panic) =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb(phase, &info)))
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (*cb)(phase, &info)))
             {
                 let message = panic
                     .downcast_ref::<&str>()
@@ -287,10 +445,6 @@ impl Collector {
                 });
             }
         }
-        let mut slot = self.callbacks.borrow_mut();
-        let added = std::mem::take(&mut *slot);
-        *slot = list;
-        slot.extend(added);
     }
 
     /// CPython's `gc_collect_main`. Returns (collected, uncollectable).
@@ -307,7 +461,16 @@ impl Collector {
         let _enter = span.enter();
         let debug = self.debug.get();
         let mut bump = self.scratch.take().unwrap_or_default();
+        self.collecting_gen.set(Some(g));
+        self.mixed.set(crate::heap::heaps_side_by_side());
 
+        // CPython's "gc: collecting generation g" comes first, before any count is pinned: a
+        // subscriber is user code, which may upgrade a weak reference to what turns out to be
+        // garbage (and must then find its true count).
+        if debug.contains(DebugFlags::STATS) {
+            tracing::info!(target: "gengc", generation = g,
+                objects = ?[0, 1, 2].map(|i| self.generation_len(i)), "gc: collecting");
+        }
         self.update_counts(g);
         let old = (g + 1).min(NUM_GENERATIONS - 1);
         // The sweep and the scan run the young objects' traces, user code that may drop a
@@ -319,11 +482,11 @@ impl Collector {
         let rc = self.rc();
         let waiting = rc.deaths_waiting();
         let (mut examined, mut no_drops) = (0, false);
-        let settled = rc.defer_frees(|| {
+        let mut sweep_and_scan = || {
             let sweep = self.update_and_subtract_refs(g);
             examined = sweep.examined;
-            if rc.deaths_waiting() != waiting {
-                return Err(());
+            if rc.deaths_waiting() != waiting || self.panicked() {
+                return Err(Settled::Swept);
             }
             // Every young count is pinned now. Nothing young is referenced from outside, and
             // the garbage needs nothing but freeing: no scan (None). Otherwise the scan gives
@@ -337,21 +500,25 @@ impl Collector {
                 return Ok(None);
             }
             let special = self.move_unreachable(&bump);
-            if rc.deaths_waiting() != waiting {
-                return Err(());
+            if rc.deaths_waiting() != waiting || self.panicked() {
+                return Err(Settled::Scanned);
             }
             Ok(Some(special))
-        });
-        // Only garbage is pinned from here on (no handle can reach it), so user code, such as
-        // a tracing subscriber, may run: it cannot clone or drop a pinned reference.
-        if debug.contains(DebugFlags::STATS) {
-            tracing::info!(target: "gengc", generation = g, examined,
-                objects = ?[0, 1, 2].map(|i| self.generation_len(i)), "gc: collecting");
-        }
+        };
+        // The deaths are freed at the end of defer_frees, once the arrays are consistent; a
+        // payload's drop that panics there is kept for the end of the collection like a
+        // trace's panic.
+        let mut settled = None;
+        self.catching(|| rc.defer_frees(|| settled = Some(sweep_and_scan())));
+        let Some(settled) = settled else {
+            // The collector's own code panicked (a bug): nothing to finish consistently.
+            self.collecting_gen.set(None);
+            resume_unwind(self.panic.take().expect("the panic caught"));
+        };
 
         let (m, n, survivors) = match settled {
-            // Something died while a trace ran.
-            Err(()) => (0, 0, self.give_up(old)),
+            // Something died while a trace ran, or a trace panicked.
+            Err(settled) => (0, 0, self.give_up(settled, old)),
             // All of the young set is garbage, and common garbage (see below) at that: free
             // it where it stands.
             Ok(None) => (self.delete_young_in_bulk(no_drops), 0, 0),
@@ -359,13 +526,17 @@ impl Collector {
                 // The objects of the unreachable slots are garbage, their counts pinned; the
                 // others in the young array are reachable from outside the young set (see
                 // move_unreachable).
-                let (m, n) = if special.none() && !debug.contains(DebugFlags::SAVEALL) {
+                let (m, n) = if special.none()
+                    && self.pinned.get()
+                    && !debug.contains(DebugFlags::SAVEALL)
+                {
                     // The common case: no user code can run on the garbage, none of it is
-                    // kept, and every type's trace is exact (TypeInfo::assume_exact_trace).
+                    // kept, and every young type's trace is exact
+                    // (TypeInfo::assume_exact_trace), the survivors' included: a survivor's
+                    // trace that made no promise may have reported a reference to the garbage
+                    // in the sweep and not in the rescue, and what the careful path finds
+                    // still referenced after its clear survives.
                     self.log_collectable(debug);
-                    if !self.pinned.get() {
-                        self.pin_unreachable();
-                    }
                     (self.delete_garbage_in_bulk(), 0)
                 } else {
                     self.handle_special_garbage(debug, special, &bump)
@@ -389,6 +560,8 @@ impl Collector {
         stats[g].uncollectable += n;
         self.stats.set(stats);
 
+        self.collecting_gen.set(None);
+        self.untrack_deferred();
         bump.reset();
         self.scratch.set(Some(bump));
         let elapsed = start.elapsed().as_nanos() as u64;
@@ -398,7 +571,8 @@ impl Collector {
         span.record("uncollectable", n);
         span.record("elapsed_ns", elapsed);
         if debug.contains(DebugFlags::STATS) {
-            tracing::info!(target: "gengc", "gc: done, {m} unreachable, {n} uncollectable, {:.4}s elapsed",
+            tracing::info!(target: "gengc", examined,
+                "gc: done, {m} unreachable, {n} uncollectable, {:.4}s elapsed",
                 elapsed as f64 / 1e9);
         }
         (m, n)
@@ -462,7 +636,10 @@ impl Collector {
                 // SAFETY: visited pointers are live objects (Visit only takes handles).
                 let header = unsafe { child.header() };
                 let s = state(header);
-                if s == YOUNG || (GEN_BASE..=last_gen).contains(&s) {
+                if (s == YOUNG || (GEN_BASE..=last_gen).contains(&s)) && {
+                    // SAFETY: a live object (the visitor is given live objects).
+                    unsafe { self.is_own(child) }
+                } {
                     // SAFETY: only tracked containers have a state other than UNTRACKED.
                     let h = unsafe { gc_header(child) };
                     h.gc_refs.set(h.gc_refs.get() - 1);
@@ -539,7 +716,7 @@ impl Collector {
             kept += 1;
             let first = filling.children.len();
             // SAFETY: a live object; the visitor only gathers pointers.
-            unsafe { refcount::trace(obj, &mut Visit::into_vec(&mut filling.children)) };
+            unsafe { self.trace(obj, &mut Visit::into_vec(&mut filling.children)) };
             filling
                 .owners
                 .resize(filling.children.len(), (kept - 1) as u32);
@@ -683,7 +860,10 @@ impl Collector {
             let mut visit = |child: ObjPtr| {
                 // SAFETY: visited pointers are live objects.
                 let header = unsafe { child.header() };
-                if state(header) == UNREACHABLE {
+                if state(header) == UNREACHABLE && {
+                    // SAFETY: a live object (the visitor is given live objects).
+                    unsafe { self.is_own(child) }
+                } {
                     // SAFETY: only young containers in unreachable slots have this state.
                     let h = unsafe { gc_header(child) };
                     self.unpin(h, header);
@@ -695,23 +875,37 @@ impl Collector {
                 }
             };
             // SAFETY: obj is live; the visitor only restores counts and collector state.
-            unsafe { refcount::trace(obj, &mut Visit::new(&mut visit)) };
+            unsafe { self.trace(obj, &mut Visit::new(&mut visit)) };
         }
         rescued
     }
 
-    /// Ends a collection during which an object died (a trace dropped a reference): every
-    /// young object survives, as if reachable, and moves to generation `old`. Its traces
-    /// having changed the graph under it, the collection cannot trust what it counted; the
-    /// next collection will. Returns how many survived.
+    /// Ends a collection during which an object died (a trace dropped a reference) or a trace
+    /// panicked: every young object survives, as if reachable, and moves to generation `old`.
+    /// Its traces having changed the graph under it, or reported only part of it, the
+    /// collection cannot trust what it counted; the next collection will. `settled` says how
+    /// far it got, and so where the pinned counts are. Returns how many survived.
     ///
-    /// Counts are not pinned here: only traces that promised to drop no reference run while
-    /// they are ([`Collector::pinned`]), and no death comes from those.
-    fn give_up(&self, old: usize) -> usize {
-        debug_assert!(!self.pinned.get(), "a death while counts were pinned");
+    /// A death only comes from a trace that made no promise, so with nothing pinned; a panic
+    /// may come from any trace.
+    fn give_up(&self, settled: Settled, old: usize) -> usize {
+        if self.pinned.get() {
+            let young = self.young.borrow();
+            match settled {
+                // The sweep parked every young object's true count in its `index`.
+                Settled::Swept => Self::unpin_swept(&young),
+                // The scan gave the objects with outside references theirs back, and kept the
+                // others' in `gc_refs`.
+                Settled::Scanned => self.for_each_unreachable(|obj| {
+                    // SAFETY: objects of the unreachable slots are live containers.
+                    let (h, header) = unsafe { (gc_header(obj), obj.header()) };
+                    self.unpin(h, header);
+                }),
+            }
+        }
         let young = self.young.borrow().len();
-        // Objects the scan found unreachable hold their true counts (nothing was pinned):
-        // emptying the set makes them survivors like the others.
+        // Emptying the set makes the objects the scan found unreachable survivors like the
+        // others (move_survivors resets their state).
         self.unreachable.borrow_mut().reset(young);
         self.move_survivors(old)
     }
@@ -724,17 +918,6 @@ impl Collector {
             unsafe { header.set_refcnt(h.gc_refs.get() as u32) };
         }
         h.gc_refs.set(0);
-    }
-
-    /// Pins the counts of the garbage for its deletion in bulk, when the sweep could not (a
-    /// young type made no promise about its trace: see [`Collector::pinned`]). The true counts
-    /// stay in `gc_refs`; nothing runs between this and the deletion.
-    fn pin_unreachable(&self) {
-        self.for_each_unreachable(|obj| {
-            // SAFETY: objects of the unreachable slots are live; they are freed in bulk next,
-            // with no code that counts references running in between.
-            unsafe { obj.header().set_refcnt(IMMORTAL) };
-        });
     }
 
     /// Calls `f` on the object of every unreachable slot, in young order.
@@ -770,26 +953,32 @@ impl Collector {
     /// garbage's deaths leave it as it is.
     fn delete_garbage_in_bulk(&self) -> u64 {
         let rc = self.rc();
+        let mut freed = 0;
         // The outer defer_frees drains the deaths outside the garbage (which may run user
-        // code) after the closure returned, when these borrows are over.
-        rc.defer_frees(|| {
-            let young = self.young.borrow();
-            let slots = self.unreachable.borrow();
-            // The garbage: every object of an unreachable slot is a live container of this
-            // heap, reachable only from other such objects, its count pinned at IMMORTAL
-            // (move_unreachable), with no finalizer to run, no weak reference, and a type that
-            // promised an exact trace (Special::none).
-            // SAFETY: free_garbage's contract is the paragraph above; the collector forgets the
-            // garbage after it (move_survivors skips its slots, nothing reads their state).
-            unsafe {
-                rc.free_garbage(
-                    || slots.iter().filter_map(|i| young[i]),
-                    self.scattered.get(),
-                    // A young child may have been reachable: every payload is dropped.
-                    |_| false,
-                )
-            }
-        })
+        // code) after the closure returned, when these borrows are over. A payload's drop that
+        // panics leaves the garbage freed (or, at worst, leaked): its slots are never read
+        // again, so the collection goes on to move the survivors.
+        self.catching(|| {
+            freed = rc.defer_frees(|| {
+                let young = self.young.borrow();
+                let slots = self.unreachable.borrow();
+                // The garbage: every object of an unreachable slot is a live container of this
+                // heap, reachable only from other such objects, its count pinned at IMMORTAL
+                // (move_unreachable), with no finalizer to run, no weak reference, and a type that
+                // promised an exact trace (Special::none).
+                // SAFETY: free_garbage's contract is the paragraph above; the collector forgets the
+                // garbage after it (move_survivors skips its slots, nothing reads their state).
+                unsafe {
+                    rc.free_garbage(
+                        || slots.iter().filter_map(|i| young[i]),
+                        self.scattered.get(),
+                        // A young child may have been reachable: every payload is dropped.
+                        |_| false,
+                    )
+                }
+            })
+        });
+        freed
     }
 
     /// Deletion when the sweep found no young object referenced from outside
@@ -801,35 +990,42 @@ impl Collector {
         let rc = self.rc();
         // As in delete_garbage_in_bulk, deaths outside the garbage are drained after the
         // closure, once the young array is empty and no borrow is held.
-        rc.defer_frees(|| {
-            let young = self.young.borrow();
-            // The garbage: every young object, a live container of this heap referenced from
-            // nowhere but the young set (the sweep's counts add up), its count pinned at
-            // IMMORTAL by the sweep, with no finalizer to run, no weak reference, and a type
-            // that promised an exact trace (Special::none over the whole young set). An object
-            // whose references the sweep found all inside the young set (`refs_outside`) holds
-            // only garbage: every child it counted inside ended the sweep YOUNG.
-            // With no_drops, every young type only releases references in its drop, and every
-            // young object holds only garbage.
-            // SAFETY: free_garbage's contract (and free_garbage_undropped's, with no_drops) is
-            // the paragraph above; the collector forgets the garbage right after, by emptying
-            // the young array.
-            let freed = unsafe {
-                if no_drops {
-                    rc.free_garbage_undropped(young.iter().flatten().copied())
-                } else {
-                    rc.free_garbage(
-                        || young.iter().flatten().copied(),
-                        self.scattered.get(),
-                        // SAFETY: the young objects are live containers until freed.
-                        |obj| !gc_header(obj).refs_outside.get(),
-                    )
-                }
-            };
-            drop(young);
-            self.young.borrow_mut().clear();
-            freed
-        })
+        let delete = || {
+            rc.defer_frees(|| {
+                let young = self.young.borrow();
+                // The garbage: every young object, a live container of this heap referenced from
+                // nowhere but the young set (the sweep's counts add up), its count pinned at
+                // IMMORTAL by the sweep, with no finalizer to run, no weak reference, and a type
+                // that promised an exact trace (Special::none over the whole young set). An object
+                // whose references the sweep found all inside the young set (`refs_outside`) holds
+                // only garbage: every child it counted inside ended the sweep YOUNG.
+                // With no_drops, every young type only releases references in its drop, and every
+                // young object holds only garbage.
+                // SAFETY: free_garbage's contract (and free_garbage_undropped's, with no_drops) is
+                // the paragraph above; the collector forgets the garbage right after, by emptying
+                // the young array.
+                let freed = unsafe {
+                    if no_drops {
+                        rc.free_garbage_undropped(young.iter().flatten().copied())
+                    } else {
+                        rc.free_garbage(
+                            || young.iter().flatten().copied(),
+                            self.scattered.get(),
+                            // SAFETY: the young objects are live containers until freed.
+                            |obj| !gc_header(obj).refs_outside.get(),
+                        )
+                    }
+                };
+                drop(young);
+                self.young.borrow_mut().clear();
+                freed
+            })
+        };
+        let mut freed = 0;
+        self.catching(|| freed = delete());
+        // Forgotten even if a payload's drop panicked: the garbage is freed (or leaked).
+        self.young.borrow_mut().clear();
+        freed
     }
 
     /// The careful path, CPython's phases for garbage that needs more than freeing: legacy
@@ -873,6 +1069,13 @@ impl Collector {
                 self.handle_resurrected_objects(&unreachable, bump);
             }
         }
+        if self.panicked() {
+            // A trace panicked while the careful path marked what is reachable: what it did
+            // not mark may be reachable all the same. Everything still garbage survives.
+            for &obj in unreachable.iter().filter(|o| self.is_garbage(**o)) {
+                self.revive(obj);
+            }
+        }
         self.delete_garbage(&unreachable, debug.contains(DebugFlags::SAVEALL));
         (m, n as u64)
     }
@@ -885,7 +1088,10 @@ impl Collector {
             let mut visit = |child: ObjPtr| {
                 // SAFETY: visited pointers are live objects.
                 let header = unsafe { child.header() };
-                if state(header) == GARBAGE {
+                if state(header) == GARBAGE && {
+                    // SAFETY: a live object (the visitor is given live objects).
+                    unsafe { self.is_own(child) }
+                } {
                     // SAFETY: only containers of the careful path's list carry this state.
                     let h = unsafe { gc_header(child) };
                     if !h.reachable.get() && h.gc_refs.get() <= 0 {
@@ -896,7 +1102,7 @@ impl Collector {
                 }
             };
             // SAFETY: obj is live; the visitor only marks.
-            unsafe { refcount::trace(obj, &mut Visit::new(&mut visit)) };
+            unsafe { self.trace(obj, &mut Visit::new(&mut visit)) };
         }
         marked
     }
@@ -1023,7 +1229,10 @@ impl Collector {
         }
         let mut visit = |child: ObjPtr| {
             // SAFETY: visited pointers are live.
-            if state(unsafe { child.header() }) == GARBAGE {
+            if state(unsafe { child.header() }) == GARBAGE && {
+                // SAFETY: a live object (the visitor is given live objects).
+                unsafe { self.is_own(child) }
+            } {
                 // SAFETY: only containers of the careful path's list carry this state.
                 let h = unsafe { gc_header(child) };
                 h.gc_refs.set(h.gc_refs.get() - 1);
@@ -1031,7 +1240,7 @@ impl Collector {
         };
         for obj in garbage() {
             // SAFETY: live; the visitor only counts.
-            unsafe { refcount::trace(obj, &mut Visit::new(&mut visit)) };
+            unsafe { self.trace(obj, &mut Visit::new(&mut visit)) };
         }
         // Mark from the resurrected, through garbage only (survivors are marked already).
         let mut stack = BumpVec::new_in(bump);
@@ -1059,29 +1268,39 @@ impl Collector {
     fn delete_garbage(&self, unreachable: &[ObjPtr], save_all: bool) {
         let rc = self.rc();
         // Every death inside is deferred to one loop at the end, so no object of the list is
-        // freed while the list is walked: each can be cleared and let go in the same pass.
-        rc.defer_frees(|| {
-            for &obj in unreachable {
-                if self.is_garbage(obj) {
-                    if save_all {
-                        // SAFETY: live; garbage owns the new reference.
-                        unsafe { obj.incref() };
-                        self.garbage.borrow_mut().push(obj);
-                        self.revive(obj);
-                    } else {
-                        // No longer garbage to the collector's visitors: it is being cleared.
-                        // SAFETY: we hold a reference to obj.
-                        set_state(unsafe { obj.header() }, GARBAGE_DEAD);
-                        // SAFETY: as above; the handle borrows it without count changes.
-                        let handle =
-                            std::mem::ManuallyDrop::new(unsafe { ObjRef::from_owned(obj) });
-                        rc.clear_refs(&handle);
+        // freed while the list is walked: each can be cleared and let go in the same pass. A
+        // clear that panics stops that object's clear only; a death's drop that panics, the
+        // loop's freeing only once it is done.
+        self.catching(|| {
+            rc.defer_frees(|| {
+                for &obj in unreachable {
+                    if self.is_garbage(obj) {
+                        if save_all {
+                            // SAFETY: live; garbage owns the new reference.
+                            unsafe { obj.incref() };
+                            self.garbage.borrow_mut().push(obj);
+                            self.revive(obj);
+                        } else {
+                            // No longer garbage to the collector's visitors: it is being cleared.
+                            // SAFETY: we hold a reference to obj.
+                            set_state(unsafe { obj.header() }, GARBAGE_DEAD);
+                            // SAFETY: as above; the handle borrows it without count changes.
+                            let handle =
+                                std::mem::ManuallyDrop::new(unsafe { ObjRef::from_owned(obj) });
+                            self.catching(|| rc.clear_refs(&handle));
+                            if handle.refcnt() > 1 {
+                                // Still referenced after its clear (by what it did not clear yet,
+                                // or from somewhere live its clear stored it): it may die later,
+                                // as in CPython, and survives into the old generation meanwhile.
+                                self.revive(obj);
+                            }
+                        }
                     }
+                    // SAFETY: take_unreachable took one reference to each; given back once. A
+                    // death it causes waits for the end of defer_frees.
+                    unsafe { obj.decref() };
                 }
-                // SAFETY: take_unreachable took one reference to each; given back once. A
-                // death it causes waits for the end of defer_frees.
-                unsafe { obj.decref() };
-            }
+            })
         });
     }
 
@@ -1110,6 +1329,13 @@ impl Collector {
                 // SAFETY: objects still in the young array, outside the unreachable set, are
                 // live containers.
                 let (h, header) = unsafe { (gc_header(obj), obj.header()) };
+                if h.untrack_later.replace(false) {
+                    // User code untracked it during the collection (Collector::untrack).
+                    set_state(header, UNTRACKED);
+                    h.reachable.set(false);
+                    h.gc_refs.set(0);
+                    continue;
+                }
                 set_state(header, GEN_BASE + old as u8);
                 h.index.set((base + kept) as u32);
                 h.reachable.set(false);
@@ -1132,6 +1358,16 @@ impl Collector {
         }
         kept
     }
+}
+
+/// How far a collection that gives up got ([`Collector::give_up`]).
+#[derive(Clone, Copy, Debug)]
+enum Settled {
+    /// Through the sweep: every young count pinned, if any, is parked in the GC header's
+    /// `index`.
+    Swept,
+    /// Through the scan: the unreachable objects' pinned counts are in `gc_refs`.
+    Scanned,
 }
 
 /// What [`Collector::update_and_subtract_refs`] learned of the young set as a whole.

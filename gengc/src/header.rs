@@ -5,7 +5,7 @@
 //! ```text
 //!   pre-header (GcHeader)                                      ObjHeader
 //!   +------------------+----------------+--------+--------+---------+  +--------+-------------+----+
-//!   | gc_refs: i64     | index: u32     | mark:u8| out:u8 | (2 pad) |  | refcnt | flags: state| ty |
+//!   | gc_refs: i64     | index: u32     | mark:u8| out:u8 |later:u8| pad|  | refcnt | flags: state| ty |
 //!   +------------------+----------------+--------+--------+---------+  +--------+-------------+----+
 //!   state:   (upper 16 flag bits) UNTRACKED = 0 (zeroed objects and atoms start untracked);
 //!            1..=4 = generations 0, 1, 2 and permanent, stored off by one; YOUNG = in the array
@@ -20,6 +20,8 @@
 //!   mark:    during a collection, whether the object is known reachable
 //!   out:     from a collection's sweep on, whether the object references anything outside the
 //!            young set (an atom, an untracked container, an older or frozen object)
+//!   later:   `untrack` was called on it during a collection that holds it: untracked when
+//!            that collection ends (see `Collector::untrack`)
 //! ```
 //!
 //! The state lives in the object header, not the GC header, so that one load of any visited
@@ -51,6 +53,7 @@ pub(crate) struct GcHeader {
     pub index: Cell<u32>,
     pub reachable: Cell<bool>,
     pub refs_outside: Cell<bool>,
+    pub untrack_later: Cell<bool>,
 }
 
 const _: () = assert!(std::mem::size_of::<GcHeader>() <= CONTAINER_PRE_HEADER);
@@ -75,5 +78,7 @@ pub(crate) fn state(header: &ObjHeader) -> u8 {
 /// Sets the tracking state of a container.
 #[inline]
 pub(crate) fn set_state(header: &ObjHeader, state: u8) {
-    header.set_upper_flags(u16::from(state));
+    // SAFETY: the collector installed the hook of the heap its callers' objects belong to;
+    // this module is the one place that writes the tracking state.
+    unsafe { header.set_upper_flags(u16::from(state)) };
 }

@@ -1,5 +1,6 @@
 //! [`GcHeap`]: a refcounted heap with the cycle collector attached, and the `gc` module's API.
 
+use std::cell::Cell;
 use std::pin::Pin;
 use std::ptr::NonNull;
 
@@ -17,6 +18,17 @@ pub enum GcError {
     /// `collect(generation)` or `get_objects(generation)` with a generation past 2.
     #[error("invalid generation {0}: generations are 0, 1 and 2")]
     InvalidGeneration(usize),
+}
+
+thread_local! {
+    /// How many `GcHeap`s live on this thread (a heap is not `Send`): while there is one, no
+    /// reference can lead to another heap's object, and the collector skips asking.
+    static HEAPS_ON_THIS_THREAD: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Whether this thread has more than one `GcHeap`, whose objects may then reference each other.
+pub(crate) fn heaps_side_by_side() -> bool {
+    HEAPS_ON_THIS_THREAD.with(|n| n.get() > 1)
 }
 
 /// An id to remove a callback with.
@@ -64,6 +76,7 @@ impl GcHeap {
         // SAFETY: the collector is boxed (its address is stable) and outlives the hook: Drop
         // uninstalls it before the box goes.
         unsafe { rc.set_container_hook(Some(hook)) };
+        HEAPS_ON_THIS_THREAD.with(|n| n.set(n.get() + 1));
         Ok(GcHeap { collector, rc })
     }
 
@@ -166,16 +179,23 @@ impl GcHeap {
         out
     }
 
-    /// `gc.is_tracked(obj)`.
+    /// `gc.is_tracked(obj)`: whether this heap's collector tracks it (never an object of
+    /// another heap).
     pub fn is_tracked(&self, obj: &ObjRef<'_>) -> bool {
-        // SAFETY: the handle keeps obj alive; only containers have a GC header.
-        obj.type_info().container && unsafe { self.collector.generation_of(obj.as_ptr()) }.is_some()
+        self.generation_of(obj).is_some()
+    }
+
+    /// Whether `obj` is a container of this heap (the collector's methods leave other heaps'
+    /// objects alone: their tracking state is their own collector's).
+    fn holds(&self, obj: &ObjRef<'_>) -> bool {
+        // SAFETY: the handle keeps obj alive.
+        obj.type_info().container && unsafe { self.collector.owns(obj.as_ptr()) }
     }
 
     /// The generation a tracked object is in (0..=2; 3 when frozen; 4 while a running collection
     /// examines it), or None if untracked.
     pub fn generation_of(&self, obj: &ObjRef<'_>) -> Option<usize> {
-        if !obj.type_info().container {
+        if !self.holds(obj) {
             return None;
         }
         // SAFETY: the handle keeps the container alive.
@@ -183,18 +203,21 @@ impl GcHeap {
     }
 
     /// Stops tracking a container (CPython untracks tuples and dicts that hold only atoms).
+    ///
+    /// During a collection (from a trace, a finalizer, a callback...), an object the
+    /// collection holds is untracked when it ends: until then it is still tracked.
     pub fn untrack(&self, obj: &ObjRef<'_>) {
-        if obj.type_info().container {
+        if self.holds(obj) {
             // SAFETY: the handle keeps the container alive.
-            unsafe { self.collector.unlink(obj.as_ptr()) }
+            unsafe { self.collector.untrack(obj.as_ptr()) }
         }
     }
 
     /// Tracks a container again (into generation 0), if it is not tracked.
     pub fn track(&self, obj: &ObjRef<'_>) {
-        if obj.type_info().container && !self.is_tracked(obj) {
-            // SAFETY: a live, untracked container of this heap.
-            unsafe { self.collector.link(obj.as_ptr(), 0) }
+        if self.holds(obj) {
+            // SAFETY: the handle keeps the container alive; a handle of this heap's.
+            unsafe { self.collector.track(obj.as_ptr()) }
         }
     }
 
@@ -243,7 +266,10 @@ impl GcHeap {
     pub fn add_callback(&self, cb: GcCallback) -> CallbackId {
         let id = self.collector.next_callback_id.get();
         self.collector.next_callback_id.set(id + 1);
-        self.collector.callbacks.borrow_mut().push((id, cb));
+        self.collector
+            .callbacks
+            .borrow_mut()
+            .push((id, std::rc::Rc::new(std::cell::RefCell::new(cb))));
         CallbackId(id)
     }
 
@@ -299,6 +325,7 @@ impl Drop for GcHeap {
     /// runs against a heap that is going away; CPython makes no promise at exit either).
     /// Objects that survive even that are released with the arenas.
     fn drop(&mut self) {
+        HEAPS_ON_THIS_THREAD.with(|n| n.set(n.get() - 1));
         self.rc.set_user_code_enabled(false);
         self.rc.set_context(std::ptr::null());
         self.clear_garbage();

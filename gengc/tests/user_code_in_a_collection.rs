@@ -7,11 +7,13 @@
 
 mod common;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
 
 use common::Node;
-use gengc::{DebugFlags, GcHeap};
-use refcount::{ObjRef, Object, RefCell1, Trace, TypeInfo, Visit};
+use gengc::{CallbackId, DebugFlags, GcHeap};
+use refcount::{ObjRef, Object, RefCell1, Trace, TypeInfo, Visit, Weak};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Metadata, Subscriber};
 
@@ -20,6 +22,10 @@ thread_local! {
     static TARGET: RefCell<Option<ObjRef<'static>>> = const { RefCell::new(None) };
     /// The clones it made.
     static HELD: RefCell<Vec<ObjRef<'static>>> = const { RefCell::new(Vec::new()) };
+    /// The weak reference the subscriber upgrades at every event of the collector.
+    static WEAK: RefCell<Option<Weak<'static, Node<'static>>>> = const { RefCell::new(None) };
+    /// The heap a callback reaches.
+    static HEAP: Cell<Option<&'static GcHeap>> = const { Cell::new(None) };
 }
 
 /// A subscriber that clones `TARGET` on each of the collector's events.
@@ -147,5 +153,141 @@ fn handles_a_trace_without_the_exact_promise_clones_are_counted() {
     HELD.with(|held| held.borrow_mut().clear());
     assert_eq!(h.rc().stats().live, 0);
     // SAFETY: every handle is gone (the thread-locals are empty).
+    unsafe { free_heap(owner) };
+}
+
+/// A subscriber that upgrades `WEAK` on each of the collector's events and keeps what it got
+/// in `HELD`.
+struct Upgrader;
+
+impl Subscriber for Upgrader {
+    fn enabled(&self, _: &Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &Attributes<'_>) -> Id {
+        Id::from_u64(1)
+    }
+    fn record(&self, _: &Id, _: &Record<'_>) {}
+    fn record_follows_from(&self, _: &Id, _: &Id) {}
+    fn event(&self, event: &Event<'_>) {
+        if event.metadata().target() == "gengc" {
+            let strong = WEAK.with(|w| w.borrow().as_ref().and_then(Weak::upgrade));
+            HELD.with(|h| h.borrow_mut().extend(strong.map(|s| s.erase())));
+        }
+    }
+    fn enter(&self, _: &Id) {}
+    fn exit(&self, _: &Id) {}
+}
+
+/// A weak reference reaches garbage: no event of the collector may come while the garbage's
+/// counts are pinned, or the subscriber's upgrade goes uncounted and the object is freed under
+/// its handle.
+#[test]
+fn a_weakref_a_subscriber_upgrades_during_a_collection_keeps_its_object() {
+    let (h, owner) = static_heap();
+    let t = h.alloc(Node::default()).unwrap();
+    let weak = h.rc().downgrade(&t).unwrap();
+    // The weakref object (whose type makes no exact-trace promise) must not be young, or the
+    // collection pins nothing: age both, then bring t back to generation 0.
+    h.collect(0).unwrap();
+    h.untrack(t.as_obj());
+    h.track(t.as_obj());
+    assert_eq!(h.generation_of(t.as_obj()), Some(0));
+    // A garbage cycle t <-> u, reachable from the weakref only.
+    let u = h.alloc(Node::default()).unwrap();
+    t.kids.push(u.clone().erase());
+    u.kids.push(t.clone().erase());
+    drop((t, u));
+    WEAK.with(|w| *w.borrow_mut() = Some(weak));
+    h.set_debug(DebugFlags::STATS);
+
+    tracing::subscriber::with_default(Upgrader, || h.collect(0).unwrap());
+
+    let held = HELD.with(|h| h.borrow().len());
+    assert!(
+        held >= 1,
+        "the subscriber upgraded the weakref at the first event"
+    );
+    assert_eq!(
+        h.rc().stats().live,
+        3,
+        "t (held), u (held by t) and the weakref are alive"
+    );
+    h.set_debug(DebugFlags::empty());
+    HELD.with(|h| h.borrow_mut().clear());
+    WEAK.with(|w| *w.borrow_mut() = None);
+    h.collect(2).unwrap();
+    assert_eq!(h.rc().stats().live, 0);
+    // SAFETY: no handle of the heap is left.
+    unsafe { free_heap(owner) };
+}
+
+/// A container whose first trace panics.
+#[derive(Default)]
+struct PanicsOnce {
+    traced: Cell<bool>,
+}
+impl Trace for PanicsOnce {
+    fn trace(&self, _: &mut Visit<'_>) {
+        if !self.traced.replace(true) {
+            panic!("a trace that fails once");
+        }
+    }
+}
+static PANICS_ONCE: TypeInfo = TypeInfo::new::<PanicsOnce>("panics_once");
+impl Object for PanicsOnce {
+    const CONTAINER: bool = true;
+    fn type_info() -> &'static TypeInfo {
+        &PANICS_ONCE
+    }
+}
+
+/// A trace that panics makes `collect` panic, with the heap as consistent as before: no
+/// collection left running, every young object back in a generation, and later collections
+/// find cycles again.
+#[test]
+fn after_a_trace_panicked_the_heap_still_collects_cycles() {
+    let h = GcHeap::new(Default::default()).unwrap();
+    let held = h.alloc(Node::default()).unwrap();
+    let p = h.alloc(PanicsOnce::default()).unwrap();
+    assert!(catch_unwind(AssertUnwindSafe(|| h.collect(0))).is_err());
+    assert!(!h.is_collecting(), "no collection is left running");
+    assert_eq!(held.refcnt(), 1, "counts are as they were");
+    assert!(h.is_tracked(held.as_obj()) && h.is_tracked(p.as_obj()));
+
+    let n = h.alloc(Node::default()).unwrap();
+    n.kids.push(n.clone().erase());
+    drop(n);
+    assert_eq!(h.collect(2).unwrap(), 1, "the cycle is found");
+    drop((held, p));
+    assert_eq!(h.rc().stats().live, 0);
+}
+
+/// `gc.callbacks.remove(cb)` from inside `cb` (legal in CPython) removes it.
+#[test]
+fn a_callback_that_removes_itself_is_removed() {
+    let (h, owner) = static_heap();
+    HEAP.with(|c| c.set(Some(h)));
+    let id: Rc<Cell<Option<CallbackId>>> = Rc::new(Cell::new(None));
+    let (runs, removed) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(false)));
+    let (id2, runs2, removed2) = (id.clone(), runs.clone(), removed.clone());
+    let cb = h.add_callback(Box::new(move |_, _| {
+        runs2.set(runs2.get() + 1);
+        if let Some(id) = id2.get() {
+            removed2.set(HEAP.with(Cell::get).unwrap().remove_callback(id));
+        }
+    }));
+    id.set(Some(cb));
+    h.collect(0).unwrap();
+    assert!(removed.get(), "remove_callback found it");
+    assert_eq!(
+        runs.get(),
+        1,
+        "removed at the start: it does not run at the stop"
+    );
+    h.collect(0).unwrap();
+    assert_eq!(runs.get(), 1, "nor at the next collection");
+    assert!(!h.remove_callback(cb), "it is gone");
+    // SAFETY: no handle of the heap is left.
     unsafe { free_heap(owner) };
 }

@@ -122,8 +122,20 @@ impl ObjHeader {
     }
 
     /// Replaces the flag bits of the tier above.
+    ///
+    /// # Safety
+    /// Only the tier that installed the heap's container hook
+    /// ([`RcHeap::set_container_hook`](crate::RcHeap::set_container_hook)) writes these bits, on
+    /// objects of its heap, under whatever invariant it keeps with them (a cycle collector
+    /// keeps an object's tracking state there, and trusts it to find the object's slot).
+    ///
+    /// ```compile_fail
+    /// # fn f(h: &refcount::ObjHeader) {
+    /// h.set_upper_flags(1); // unsafe: the collector's tracking state
+    /// # }
+    /// ```
     #[inline]
-    pub fn set_upper_flags(&self, bits: u16) {
+    pub unsafe fn set_upper_flags(&self, bits: u16) {
         let low = self.flags.get() & ((1 << UPPER_FLAGS_SHIFT) - 1);
         self.flags.set(low | (u32::from(bits) << UPPER_FLAGS_SHIFT));
     }

@@ -11,10 +11,10 @@
 //!   (handles, kept objects, `gc.garbage`, temporary references, and every other live object,
 //!   dying ones included). Then CPython's phases: legacy finalizers and what they reach to
 //!   `garbage`, weakrefs cleared and callbacks of the live ones run, finalizers run,
-//!   resurrection recomputed by the same search, the rest cleared and released in one deferred
-//!   deallocation loop. Garbage that needs none of these phases (no finalizer to run, no
-//!   weakref, no DEBUG_SAVEALL; every container type of the façade promises an exact trace) is
-//!   freed in bulk instead: every payload dropped in order (its
+//!   resurrection recomputed by the same search, the rest cleared (what is still referenced
+//!   after its clear survives) and released in one deferred deallocation loop. Garbage that needs none of these phases (no finalizer to run, no
+//!   weakref, no DEBUG_SAVEALL), when every young object's type promises an exact trace (all
+//!   the façade's containers but classes and weakrefs), is freed in bulk instead: every payload dropped in order (its
 //!   references to other garbage uncounted; the real heap skips the drop of a tuple that
 //!   holds only garbage, which changes nothing the model sees), then every object freed, then
 //!   the deaths outside it. Generations are arrays in tracking order (track = push, untrack = remove, the
@@ -1061,6 +1061,15 @@ impl Model {
             }
         }
 
+        // The bulk path below needs every young type to promise an exact trace (the class and
+        // weakref types do not): a survivor's trace that promised nothing may have reported
+        // less in the collector's rescue than in its sweep.
+        let exact = self
+            .young
+            .iter()
+            .flatten()
+            .all(|&id| !matches!(self.objs[id].kind, MKind::Class | MKind::WeakRef));
+
         // Reachability, computed on the graph.
         let young: HashSet<Id> = self.young.iter().flatten().copied().collect();
         let roots = self.referenced_from_outside(&young);
@@ -1074,8 +1083,8 @@ impl Model {
             }
         }
 
-        // The common case: no garbage object has a finalizer left to run or weak references
-        // (nor is one), and nothing is saved. Every payload is dropped in order, its references
+        // The common case: every young type's trace is exact, no garbage object has a
+        // finalizer left to run or weak references (nor is one), and nothing is saved. Every payload is dropped in order, its references
         // to other garbage having no effect, the deaths outside waiting on the pending stack;
         // then every garbage object is freed; then the pending stack drains.
         let needs_care = |o: &MObj| {
@@ -1084,7 +1093,7 @@ impl Model {
                 || !o.weakrefs.is_empty()
                 || o.kind == MKind::WeakRef
         };
-        if !self.saveall && !unreachable.iter().any(|&id| needs_care(&self.objs[id])) {
+        if exact && !self.saveall && !unreachable.iter().any(|&id| needs_care(&self.objs[id])) {
             let set: HashSet<Id> = unreachable.iter().copied().collect();
             let outer = std::mem::replace(&mut self.deallocating, true);
             for &id in &unreachable {
@@ -1203,6 +1212,11 @@ impl Model {
                 } else {
                     self.objs[id].gen = Gen::GarbageDead;
                     self.clear(id);
+                    if self.objs[id].count > 1 {
+                        // Still referenced after its clear (the collector's reference is one):
+                        // it survives into the old generation, and may die later.
+                        self.revive(id);
+                    }
                 }
             }
             self.objs[id].gc_held = false;
