@@ -5,10 +5,18 @@
 //! payload's drop, an object dropped by a finalizer or a weakref callback) is pushed on the
 //! heap's `pending` stack instead of being freed by a nested call. So freeing a chain of ten
 //! million objects takes ten million turns of one loop and one frame of stack.
+//!
+//! A payload's drop is user code and may panic. As when an element of a slice panics in its
+//! drop, the deallocation goes on: the object whose drop panicked is freed all the same (its
+//! payload counts as dropped), every other death and every member of a
+//! [`free_garbage`](RcHeap::free_garbage) call is freed, and the first panic resumes when the
+//! loop ends, the heap out of the loop and its counters consistent. Later panics of the same
+//! loop are dropped (their message was printed by the panic hook when they happened).
 
+use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::marker::PhantomPinned;
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::ptr::NonNull;
 
@@ -86,6 +94,9 @@ pub struct RcHeap {
     /// Whether the deallocation loop is running (nested deaths go to `pending`).
     deallocating: Cell<bool>,
     pending: RefCell<Vec<ObjPtr>>,
+    /// The first panic of a payload drop in the running deallocation loop, resumed when the
+    /// loop ends (None outside a loop).
+    held_panic: Cell<Option<Box<dyn Any + Send>>>,
     /// The lengths of the variable-size objects of a [`free_garbage`](Self::free_garbage) call,
     /// read after their payloads are gone (kept for its capacity).
     garbage_lens: Cell<Vec<usize>>,
@@ -113,6 +124,7 @@ impl RcHeap {
             alloc: ObjAlloc::new(config)?,
             deallocating: Cell::new(false),
             pending: RefCell::new(Vec::new()),
+            held_panic: Cell::new(None),
             garbage_lens: Cell::new(Vec::new()),
             garbage_children: Cell::new(Vec::new()),
             garbage_types: Cell::new(Vec::new()),
@@ -381,11 +393,73 @@ impl RcHeap {
             });
             return;
         }
-        heap.deallocating.set(true);
-        // SAFETY: contract.
-        unsafe { heap.dealloc_one(obj) };
-        heap.drain_pending();
-        heap.deallocating.set(false);
+        heap.deallocation_loop(|| {
+            // SAFETY: contract.
+            unsafe { heap.dealloc_one(obj) }
+        });
+    }
+
+    /// The deallocation loop: runs `f` with every death deferred to the pending stack, then
+    /// frees everything on the stack, then resumes the first panic of a payload drop held
+    /// meanwhile ([`hold_panic`](Self::hold_panic)). Called when no loop runs.
+    ///
+    /// Whatever panics, the heap leaves the loop. A panic of `f` itself (the caller's code in
+    /// [`defer_frees`](Self::defer_frees); in [`dealloc`](Self::dealloc), only a bug of the
+    /// heap or of the container hook) is not held: it ends the loop at once, and the stack is
+    /// not drained then. Freeing would run finalizers, weakref callbacks and the container hook
+    /// while the caller's state is whatever the panic left it (the collector defers deaths
+    /// because its generations' slots are stale during a sweep); the deaths wait on the stack
+    /// for the next loop instead, as they would for an outer one. If `f` panics while a panic
+    /// is held, the held one, the first, resumes.
+    ///
+    /// A loop that ends while its thread is already unwinding (a handle dropped by a
+    /// destructor during a panic) drops the panic it held rather than resume it, which would
+    /// abort the process: the panic in flight is the first.
+    fn deallocation_loop<R>(&self, f: impl FnOnce() -> R) -> R {
+        debug_assert!(!self.deallocating.get());
+        self.deallocating.set(true);
+        let ran = catch_unwind(AssertUnwindSafe(|| {
+            let r = f();
+            self.drain_pending();
+            r
+        }));
+        // Out of the held slot before any panic is dropped: a payload's drop may free objects,
+        // in a loop of their own.
+        let held = self.held_panic.take();
+        self.deallocating.set(false);
+        match (ran, held) {
+            (Ok(r), None) => r,
+            (Ok(r), Some(first)) => {
+                if std::thread::panicking() {
+                    drop_panic(first);
+                    return r;
+                }
+                resume_unwind(first)
+            }
+            (Err(first), None) => resume_unwind(first),
+            (Err(second), Some(first)) => {
+                drop_panic(second);
+                resume_unwind(first)
+            }
+        }
+    }
+
+    /// Keeps the panic of a payload drop for the end of the running deallocation loop, unless
+    /// one is kept already: the first one resumes, later ones are dropped.
+    #[cold]
+    #[inline(never)]
+    fn hold_panic(&self, panic: Box<dyn Any + Send>) {
+        debug_assert!(
+            self.deallocating.get(),
+            "panics are held inside a loop only"
+        );
+        match self.held_panic.take() {
+            None => self.held_panic.set(Some(panic)),
+            Some(first) => {
+                self.held_panic.set(Some(first));
+                drop_panic(panic);
+            }
+        }
     }
 
     /// Frees everything on the pending stack, and what dies meanwhile.
@@ -407,21 +481,18 @@ impl RcHeap {
     /// runs user code while no object may be freed under it (see
     /// [`deaths_waiting`](Self::deaths_waiting)). Inside a deallocation already, the deaths
     /// wait for that deallocation's loop instead.
+    ///
+    /// If a payload drop panics (in the loop after `f`, or in a
+    /// [`free_garbage`](Self::free_garbage) that `f` calls), every death is still freed and the
+    /// first such panic resumes at the end: of this call, or of the deallocation it runs
+    /// inside. If `f` itself panics, the deferring state ends and the panic unwinds out
+    /// of this call at once; what died in `f` is not freed under the caller's interrupted
+    /// state but waits on the pending stack for the next deallocation loop.
     pub fn defer_frees<R>(&self, f: impl FnOnce() -> R) -> R {
-        if self.deallocating.replace(true) {
+        if self.deallocating.get() {
             return f(); // already inside a deallocation: deaths are deferred anyway
         }
-        /// Leaves the deferring state even if `f` panics (what it left pending then leaks).
-        struct Reset<'a>(&'a Cell<bool>);
-        impl Drop for Reset<'_> {
-            fn drop(&mut self) {
-                self.0.set(false)
-            }
-        }
-        let _reset = Reset(&self.deallocating);
-        let r = f();
-        self.drain_pending();
-        r
+        self.deallocation_loop(f)
     }
 
     /// How many objects wait on the pending stack: their count fell to zero inside a
@@ -464,8 +535,16 @@ impl RcHeap {
         // earlier than under `Rc`: all of this payload's releases happen before any subtree is
         // freed. tests/model.rs pins both.)
         let mark = self.pending.borrow().len();
-        // SAFETY: the payload is live and, with the count at zero, used by nobody else.
-        unsafe { (ty.drop_payload)(obj.payload()) };
+        // A drop that panics has dropped what it could (drop glue drops the remaining fields
+        // while unwinding); the object is freed all the same, and the panic waits for the end
+        // of the loop.
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| {
+            // SAFETY: the payload is live and, with the count at zero, used by nobody else; it
+            // is never dropped again, even if this drop panics.
+            unsafe { (ty.drop_payload)(obj.payload()) }
+        })) {
+            self.hold_panic(panic);
+        }
         let mut pending = self.pending.borrow_mut();
         if pending.len() > mark + 1 {
             pending[mark..].reverse();
@@ -495,6 +574,14 @@ impl RcHeap {
     /// references ([`TypeInfo::has_release_only_drop`]), is freed without dropping its
     /// payload: each of those releases would fall on a pinned member and change nothing. Its
     /// children are then neither prefetched nor read. Returns how many objects were freed.
+    ///
+    /// A member's drop (or trace, run to prefetch) that panics does not stop the others: every
+    /// member is freed, and its block returned, exactly once whether this call returns or
+    /// unwinds, so the caller may forget all of them either way. The first panic resumes once
+    /// the deaths outside the garbage are freed too: at the end of this call, or, inside a
+    /// deallocation or [`defer_frees`](Self::defer_frees) (the collector's), at the end of
+    /// that one. Only the caller's own code, `garbage` and `holds_only_garbage`, and a
+    /// variable-size member's `len` (whose block cannot be freed without it) are not guarded.
     ///
     /// # Safety
     /// Every call of `garbage` yields the same live objects of this heap, each once. Each has
@@ -530,14 +617,19 @@ impl RcHeap {
                     .next()
                     .filter(|&next| prefetch_children && !drop_skipped(next))
                 {
-                    // SAFETY: a live member; the visitor only gathers pointers.
-                    unsafe { trace(next, &mut crate::Visit::into_vec(&mut children)) };
+                    if let Err(panic) = catch_unwind(AssertUnwindSafe(|| {
+                        // SAFETY: a live member; the visitor only gathers pointers.
+                        unsafe { trace(next, &mut crate::Visit::into_vec(&mut children)) }
+                    })) {
+                        self.hold_panic(panic);
+                    }
                     for &child in &children {
                         prefetch(child.as_non_null().as_ptr().cast());
                     }
                     children.clear();
                 }
-                // SAFETY: a live member (contract); its payload is dropped once, here.
+                // SAFETY: a live member (contract); its payload is dropped once, here (never
+                // again, even if its drop panics).
                 unsafe {
                     let ty = obj.type_info();
                     debug_assert!(obj.header().is_immortal() && !obj.header().has(HAS_WEAKREFS));
@@ -552,7 +644,13 @@ impl RcHeap {
                         continue;
                     }
                     let mark = self.pending.borrow().len();
-                    (ty.drop_payload)(obj.payload());
+                    // As in dealloc_one: a payload whose drop panics counts as dropped, its
+                    // block is freed below, and the panic waits for the end of the loop.
+                    if let Err(panic) =
+                        catch_unwind(AssertUnwindSafe(|| (ty.drop_payload)(obj.payload())))
+                    {
+                        self.hold_panic(panic);
+                    }
                     let mut pending = self.pending.borrow_mut();
                     if pending.len() > mark + 1 {
                         pending[mark..].reverse();
@@ -786,6 +884,11 @@ impl RcHeap {
 
     /// Clears an object's references (its type's `clear`): what the collector does to break a
     /// cycle. The object stays valid.
+    ///
+    /// A `clear` that panics unwinds out of this call; the heap needs no repair: the object is
+    /// still valid (a `clear` leaves it so, as safe code must, even half done), and what it
+    /// released is freed, or waits for the deallocation loop this runs in (see
+    /// [`defer_frees`](Self::defer_frees) for a loop that a panic ends).
     pub fn clear_refs(&self, obj: &ObjRef<'_>) {
         // SAFETY: the handle keeps the payload alive.
         unsafe { (obj.type_info().clear)(obj.as_ptr().payload()) }
@@ -814,6 +917,15 @@ impl Drop for RcHeap {
 
 /// How many objects ahead [`RcHeap::free_garbage`] prefetches the children of the garbage.
 const PREFETCH_AHEAD: usize = 8;
+
+/// Drops the payload of a panic that will not resume. Should its own drop panic, that
+/// panic's payload is leaked instead (no abort).
+#[cold]
+fn drop_panic(panic: Box<dyn Any + Send>) {
+    if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(panic))) {
+        std::mem::forget(again);
+    }
+}
 
 /// The text of a panic's payload.
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
