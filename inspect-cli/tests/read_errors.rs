@@ -701,3 +701,24 @@ fn every_error_message_starts_with_its_line() {
         );
     }
 }
+
+/// A line of many keys (all unknown, so ignored): the check for repeated keys must not be
+/// quadratic (a 2.5 MB line of 200,000 keys took 47 s to read).
+fn many_keys(n: usize, last: &str) -> String {
+    let keys: String = (0..n).map(|i| format!(",\"k{i}\":0")).collect();
+    edit(3, r#""size":64"#, &format!(r#""size":64{keys},"{last}":0"#))
+}
+
+#[test]
+fn a_line_of_many_keys_is_read_in_linear_time() {
+    let start = std::time::Instant::now();
+    let graph = read(many_keys(200_000, "last")).expect("distinct keys");
+    assert_eq!(graph, read(EXAMPLE).expect("valid"));
+    let error = read(many_keys(200_000, "k0")).expect_err("a repeated key");
+    assert_eq!(error.line, 3);
+    assert!(
+        matches!(error.kind, ErrorKind::DuplicateKey { ref key } if key == "k0"),
+        "{error}"
+    );
+    assert!(start.elapsed().as_secs() < 20, "{:?}", start.elapsed());
+}

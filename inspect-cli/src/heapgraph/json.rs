@@ -7,6 +7,7 @@
 //! then answers "the key `refs`, as an array" with a typed [`ReadError`] naming the line.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -145,6 +146,26 @@ impl<'de> Deserialize<'de> for Json<'de> {
     }
 }
 
+/// Lines with at most this many keys are checked for repeats pairwise (no allocation); longer
+/// ones through a hash set, so that a line of many keys costs linear time, not quadratic.
+const PAIRWISE_KEYS: usize = 32;
+
+/// The first key of `entries` that repeats an earlier one, if any.
+fn first_repeated_key<'e>(entries: &'e Entries<'_>) -> Option<&'e str> {
+    if entries.len() <= PAIRWISE_KEYS {
+        return entries
+            .iter()
+            .enumerate()
+            .find(|&(i, (key, _))| entries[..i].iter().any(|(earlier, _)| earlier == key))
+            .map(|(_, (key, _))| &**key);
+    }
+    let mut seen = HashSet::with_capacity(entries.len());
+    entries
+        .iter()
+        .map(|(key, _)| &**key)
+        .find(|&key| !seen.insert(key))
+}
+
 /// The keys of one line, with typed getters whose errors name the line.
 pub(crate) struct Fields<'a> {
     line: u64,
@@ -171,15 +192,13 @@ impl<'a> Fields<'a> {
                 },
             ));
         };
-        for (i, (key, _)) in entries.iter().enumerate() {
-            if entries[..i].iter().any(|(earlier, _)| earlier == key) {
-                return Err(ReadError::new(
-                    line,
-                    ErrorKind::DuplicateKey {
-                        key: key.to_string(),
-                    },
-                ));
-            }
+        if let Some(key) = first_repeated_key(&entries) {
+            return Err(ReadError::new(
+                line,
+                ErrorKind::DuplicateKey {
+                    key: key.to_string(),
+                },
+            ));
         }
         Ok(Self { line, entries })
     }
