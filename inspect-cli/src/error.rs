@@ -5,12 +5,17 @@
 //! it is an [`Outcome`](crate::commands::Outcome) with its own status.
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 
 use thiserror::Error;
 
-use crate::heapgraph::ReadError;
+use crate::heapgraph::{printable, ReadError};
+
+/// A path as one line of a message: control characters escaped.
+fn shown(path: &Path) -> String {
+    printable(&path.display().to_string())
+}
 
 /// Exit status of a run that failed: a malformed or missing file, an unusable argument, a
 /// failed exporter, an output that could not be written (clap's usage errors use it too).
@@ -21,7 +26,7 @@ pub const EXIT_ERROR: u8 = 2;
 #[non_exhaustive]
 pub enum CliError {
     /// An input file could not be opened.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {source}", shown(path))]
     Open {
         /// The file.
         path: PathBuf,
@@ -30,7 +35,7 @@ pub enum CliError {
         source: io::Error,
     },
     /// A heapgraph file breaks the format (the error names the line and the problem).
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {source}", shown(path))]
     Malformed {
         /// The file.
         path: PathBuf,
@@ -39,7 +44,7 @@ pub enum CliError {
         source: ReadError,
     },
     /// An output file could not be written.
-    #[error("cannot write {}: {source}", path.display())]
+    #[error("cannot write {}: {source}", shown(path))]
     Write {
         /// The file.
         path: PathBuf,
@@ -60,13 +65,13 @@ pub enum CliError {
     #[error("the collector refused a call: {0}")]
     Gc(#[from] pyheap::gengc::GcError),
     /// `capture`: the Python interpreter is not installed.
-    #[error("`{program}` was not found: capture runs the exporter under CPython 3.11 (install python3, or name one with --python)")]
+    #[error("`{}` was not found: capture runs the exporter under CPython 3.11 (install python3, or name one with --python)", printable(program))]
     PythonMissing {
         /// The program that was looked for.
         program: String,
     },
     /// `capture`: the Python interpreter could not be started.
-    #[error("cannot run `{program}`: {source}")]
+    #[error("cannot run `{}`: {source}", printable(program))]
     Spawn {
         /// The program.
         program: String,
@@ -75,7 +80,7 @@ pub enum CliError {
         source: io::Error,
     },
     /// `capture`: the exporter ran and failed (its own messages went to stderr before).
-    #[error("the exporter failed on {} ({status})", script.display())]
+    #[error("the exporter failed on {} ({status})", shown(script))]
     Exporter {
         /// The workload script.
         script: PathBuf,
@@ -83,7 +88,7 @@ pub enum CliError {
         status: ExitStatus,
     },
     /// `capture`: the exporter's files could not be written to a temporary directory.
-    #[error("cannot prepare the exporter in {}: {source}", dir.display())]
+    #[error("cannot prepare the exporter in {}: {source}", shown(dir))]
     ExporterSetup {
         /// The temporary directory.
         dir: PathBuf,

@@ -104,6 +104,13 @@ fn a_missing_file_is_one_line() {
 }
 
 #[test]
+fn a_file_name_with_a_line_feed_is_shown_on_one_line() {
+    let output = heap_inspect(&["check", "/nonexistent/two\nlines.jsonl"]);
+    let text = assert_one_line_error(&output);
+    assert!(text.contains("/nonexistent/two\\nlines.jsonl"), "{text}");
+}
+
+#[test]
 fn an_unwritable_picture_is_one_line() {
     let output = heap_inspect(&["run", "cycles", "--n", "10"]);
     assert_eq!(output.status.code(), Some(0));

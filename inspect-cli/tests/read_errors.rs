@@ -90,6 +90,7 @@ rejects!(
     3,
     ErrorKind::NotAnObject { found: "an array" }
 );
+rejects!(duplicate_key_with_a_line_feed, edit(4, r#""size":88"#, r#""size":88,"a\nb":1,"a\nb":2"#), 4, ErrorKind::DuplicateKey { ref key } if key == "a\\nb");
 rejects!(duplicate_key, edit(4, r#""size":88"#, r#""size":88,"size":88"#), 4, ErrorKind::DuplicateKey { ref key } if key == "size");
 rejects!(
     missing_trailer,
@@ -690,14 +691,17 @@ fn optional_trailer_keys_are_read() {
 }
 
 #[test]
-fn every_error_message_starts_with_its_line() {
+fn every_error_message_is_one_line_starting_with_its_line() {
     for (name, input) in common::malformed() {
         let error = read(&input).expect_err(name);
+        let message = error.to_string();
         assert!(
-            error
-                .to_string()
-                .starts_with(&format!("line {}: ", error.line)),
+            message.starts_with(&format!("line {}: ", error.line)),
             "{name}"
+        );
+        assert!(
+            !message.contains(char::is_control),
+            "{name}: one line, no control characters: {message:?}"
         );
     }
 }

@@ -19,6 +19,20 @@ pub struct ReadError {
     pub kind: ErrorKind,
 }
 
+/// `text` from a file or a command line, fit for a one-line message: control characters
+/// (line feeds, escape sequences) are written as Rust escapes (`\n`, `\u{1b}`).
+pub(crate) fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 impl ReadError {
     /// An error on `line`.
     pub fn new(line: u64, kind: ErrorKind) -> Self {
@@ -66,7 +80,7 @@ pub enum ErrorKind {
     /// The same key twice in one line.
     #[error("key `{key}` appears twice")]
     DuplicateKey {
-        /// The repeated key.
+        /// The repeated key (control characters escaped, as the message shows it).
         key: String,
     },
     /// A required key is absent.

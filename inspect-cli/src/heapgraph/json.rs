@@ -12,7 +12,7 @@ use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use super::error::{ErrorKind, ReadError};
+use super::error::{printable, ErrorKind, ReadError};
 
 /// The entries of a JSON object, in the line's order.
 pub(crate) type Entries<'a> = Vec<(Cow<'a, str>, Json<'a>)>;
@@ -196,7 +196,7 @@ impl<'a> Fields<'a> {
             return Err(ReadError::new(
                 line,
                 ErrorKind::DuplicateKey {
-                    key: key.to_string(),
+                    key: printable(key),
                 },
             ));
         }

@@ -8,7 +8,7 @@
 
 use std::io::BufRead;
 
-use super::error::{ErrorKind, ReadError};
+use super::error::{printable, ErrorKind, ReadError};
 use super::json::{Fields, Json};
 use super::model::{Detail, Header, HeapGraph, Kind, ObjectLine, RefSpan, Trailer, TypeNames};
 
@@ -341,7 +341,7 @@ fn parse_trailer(fields: &Fields<'_>, objects: &[ObjectLine]) -> Result<Trailer,
             entries
                 .iter()
                 .map(|(name, n)| {
-                    let n = fields.as_count(n, &format!("unmapped_types.{name}"))?;
+                    let n = fields.as_count(n, &format!("unmapped_types.{}", printable(name)))?;
                     Ok((name.to_string(), n))
                 })
                 .collect::<Result<Vec<_>, ReadError>>()

@@ -191,5 +191,17 @@ pub fn malformed() -> Vec<(&'static str, Vec<u8>)> {
             "verify not an object",
             edit(7, r#""collected":1"#, r#""collected":1,"verify":[]"#),
         ),
+        text(
+            "repeated key with a line feed",
+            edit(3, r#""size":64"#, r#""size":64,"a\nb":1,"a\nb":2"#),
+        ),
+        text(
+            "unmapped type with control characters",
+            edit(
+                7,
+                r#""collected":1"#,
+                r#""collected":1,"unmapped_types":{"x\u001b[31m\ny":-3}"#,
+            ),
+        ),
     ]
 }
