@@ -95,16 +95,24 @@ impl Observer for Recorder {
     }
 }
 
-/// Runs the workload while recording, draws the picture, prints the numbers and the stats.
-pub fn timeline(args: &TimelineArgs, out: &mut dyn Write) -> Result<Outcome, CliError> {
-    let heap = new_heap()?;
-    let n = args.n.unwrap_or(args.workload.default_n());
-    let per_n = if args.workload == Workload::DeepChain {
+/// The default sampling period: about [`SAMPLES`] samples over the workload's operations
+/// (`deep-chain` makes two lists per unit of `n`), at least every operation.
+fn default_every(workload: Workload, n: u64) -> u64 {
+    let per_n = if workload == Workload::DeepChain {
         2
     } else {
         1
     };
-    let every = args.every.unwrap_or((n * per_n / SAMPLES).max(1));
+    (n.saturating_mul(per_n) / SAMPLES).max(1)
+}
+
+/// Runs the workload while recording, draws the picture, prints the numbers and the stats.
+pub fn timeline(args: &TimelineArgs, out: &mut dyn Write) -> Result<Outcome, CliError> {
+    let heap = new_heap()?;
+    let n = args.n.unwrap_or(args.workload.default_n());
+    let every = args
+        .every
+        .unwrap_or_else(|| default_every(args.workload, n));
     let ops = Rc::new(Cell::new(0));
     let collections = Rc::new(Cell::new(0));
     let pauses: Rc<RefCell<Vec<Pause>>> = Rc::default();
@@ -170,4 +178,22 @@ pub fn timeline(args: &TimelineArgs, out: &mut dyn Write) -> Result<Outcome, Cli
     drop(kept);
     emit(out, &args.output, "timeline", &report, Some(stats))?;
     Ok(Outcome::Success)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_period_does_not_overflow() {
+        assert_eq!(default_every(Workload::Mixed, 0), 1);
+        assert_eq!(default_every(Workload::Mixed, 60_000), 100);
+        assert_eq!(default_every(Workload::DeepChain, 60_000), 200);
+        // `timeline deep-chain --n 18446744073709551615` overflowed `n * 2` (a panic in
+        // debug builds, a wrong period in release ones).
+        assert_eq!(
+            default_every(Workload::DeepChain, u64::MAX),
+            u64::MAX / SAMPLES
+        );
+    }
 }
