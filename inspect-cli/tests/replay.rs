@@ -47,6 +47,36 @@ fn graph() -> HeapGraph {
 }
 
 #[test]
+fn sizes_up_to_i64_max_are_summed_without_overflow() {
+    // A file may claim any `size` up to i64::MAX; the replay's byte totals of three such
+    // objects overflowed u64 (a panic in debug builds, wrapped totals in release ones).
+    let mut g = graph();
+    for _ in 0..3 {
+        g.push(NewObject {
+            size: i64::MAX as u64,
+            ..object(Kind::Int, &[], 1, false)
+        });
+    }
+    g.push(NewObject {
+        size: i64::MAX as u64,
+        ..object(Kind::List, &[], 1, true)
+    });
+    let heap = Heap::new(Config {
+        gc_enabled: false,
+        ..Config::default()
+    })
+    .expect("heap");
+    let replayed = Replayed::load(&heap, &g, &mut || {}).expect("build");
+    let total = &replayed.sizes.total;
+    assert_eq!(total.objects, 4);
+    assert_eq!(total.cpython_bytes, u64::MAX);
+    assert_eq!(total.cpython_block_bytes, u64::MAX);
+    assert!(total.difference() < 0);
+    let (verdict, _) = replayed.collect(&g, false).expect("collect");
+    assert!(verdict.matches, "{verdict:?}");
+}
+
+#[test]
 fn an_untracked_container_holding_a_cycle_keeps_it_alive() {
     // Section 5: a tracked object referred to by an untracked one is a root, even when the
     // untracked one is unreachable itself.

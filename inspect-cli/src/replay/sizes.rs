@@ -46,11 +46,13 @@ impl Bytes {
         }
     }
 
+    /// Adds one object. The sums saturate: a file may claim any `size` up to `i64::MAX`.
     fn add(&mut self, cpython: u64, pyheap: u64) {
         self.objects += 1;
-        self.cpython_bytes += cpython;
-        self.cpython_block_bytes += cpython.div_ceil(16) * 16;
-        self.pyheap_bytes += pyheap;
+        self.cpython_bytes = self.cpython_bytes.saturating_add(cpython);
+        let block = cpython.div_ceil(16).saturating_mul(16);
+        self.cpython_block_bytes = self.cpython_block_bytes.saturating_add(block);
+        self.pyheap_bytes = self.pyheap_bytes.saturating_add(pyheap);
     }
 
     fn finish(mut self) -> Self {
@@ -59,9 +61,10 @@ impl Bytes {
         self
     }
 
-    /// pyheap's bytes minus CPython's blocks.
+    /// pyheap's bytes minus CPython's blocks (clamped to the range of `i64`).
     pub fn difference(&self) -> i64 {
-        self.pyheap_bytes as i64 - self.cpython_block_bytes as i64
+        let difference = i128::from(self.pyheap_bytes) - i128::from(self.cpython_block_bytes);
+        i64::try_from(difference).unwrap_or(if difference < 0 { i64::MIN } else { i64::MAX })
     }
 }
 
