@@ -111,6 +111,27 @@ fn a_file_name_with_a_line_feed_is_shown_on_one_line() {
 }
 
 #[test]
+fn capture_to_an_unwritable_file_is_one_line_before_python_runs() {
+    // The exporter used to run the whole workload, then die with a Python traceback.
+    let script = "testdata/workloads/small.py";
+    let python = ["--python", "/nonexistent/python"];
+    for (output, why) in [
+        ("/nonexistent/dir/x.jsonl", "No such file or directory"),
+        ("testdata", "Is a directory"),
+        (script, "it is the workload script"),
+    ] {
+        let output = heap_inspect(&[&["capture", script, "-o", output], &python[..]].concat());
+        let text = assert_one_line_error(&output);
+        assert!(
+            text.contains("cannot write ") && text.contains(why),
+            "{text}"
+        );
+    }
+    let kept = std::fs::read_to_string(script).expect("the script");
+    assert!(kept.contains("def build"), "the script is untouched");
+}
+
+#[test]
 fn an_unwritable_picture_is_one_line() {
     let output = heap_inspect(&["run", "cycles", "--n", "10"]);
     assert_eq!(output.status.code(), Some(0));

@@ -7,7 +7,7 @@
 
 use std::fmt;
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use serde::Serialize;
@@ -65,6 +65,7 @@ pub fn capture(args: &CaptureArgs, out: &mut dyn Write) -> Result<Outcome, CliEr
             source: io::Error::new(io::ErrorKind::NotFound, "no such workload script"),
         });
     }
+    let created = check_output(args)?;
     let dir = ExporterDir::create()?;
     let mut command = Command::new(&args.python);
     command.arg(dir.launcher());
@@ -89,6 +90,10 @@ pub fn capture(args: &CaptureArgs, out: &mut dyn Write) -> Result<Outcome, CliEr
         })?;
     drop(dir);
     if !status.success() {
+        if created {
+            // Only the empty file made by `check_output`, or what the exporter left of it.
+            let _ = std::fs::remove_file(&args.output);
+        }
         return Err(CliError::Exporter {
             script: args.script.clone(),
             status,
@@ -112,6 +117,34 @@ pub fn capture(args: &CaptureArgs, out: &mut dyn Write) -> Result<Outcome, CliEr
     } else {
         Outcome::Mismatch
     })
+}
+
+/// Checks, before a capture that may take minutes, that the heapgraph file can be written
+/// (its directory exists, it is not a directory, it may be created) and that it is not the
+/// workload script. Returns whether the file was created by the check.
+fn check_output(args: &CaptureArgs) -> Result<bool, CliError> {
+    let unwritable = |source| CliError::Write {
+        path: args.output.clone(),
+        source,
+    };
+    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if same(&args.output, &args.script) {
+        return Err(unwritable(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "it is the workload script",
+        )));
+    }
+    let existed = args.output.exists();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&args.output)
+        .map_err(unwritable)?;
+    Ok(!existed)
 }
 
 /// A temporary directory holding the exporter's files, removed when dropped.
