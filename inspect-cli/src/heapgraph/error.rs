@@ -62,6 +62,12 @@ pub enum ErrorKind {
         /// Byte offset of the first invalid byte within the line.
         offset: usize,
     },
+    /// A line longer than the reader accepts ([`MAX_LINE`](super::read::MAX_LINE)).
+    #[error("the line is longer than {limit} bytes (not a heapgraph file?)")]
+    LineTooLong {
+        /// The longest line accepted, in bytes.
+        limit: u64,
+    },
     /// An empty or all-blank line.
     #[error("blank line: every line must be one JSON object")]
     BlankLine,

@@ -45,5 +45,5 @@ pub use model::{
     Counts, Detail, Header, HeapGraph, Kind, NewObject, ObjectLine, RefSpan, Trailer, TypeName,
     TypeNames,
 };
-pub use read::{read, VERSION};
+pub use read::{read, MAX_LINE, VERSION};
 pub use write::write;

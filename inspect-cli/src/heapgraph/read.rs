@@ -6,7 +6,7 @@
 //! their types, ids and references in range); what needs the whole file (the header's counts,
 //! `garbage` naming tracked objects) is checked once the trailer is read.
 
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 
 use super::error::{printable, ErrorKind, ReadError};
 use super::json::{Fields, Json};
@@ -17,6 +17,11 @@ pub const VERSION: i64 = 1;
 
 /// At most this many objects are reserved before they are read: a header may lie.
 const MAX_RESERVE: usize = 1 << 20;
+
+/// The longest line this reader accepts (1 GiB, without its LF): an input that never ends a
+/// line (`/dev/zero`, a stray binary) is refused once this much is read, not held whole.
+/// A list of some hundred million references fits.
+pub const MAX_LINE: u64 = 1 << 30;
 
 impl HeapGraph {
     /// Reads and checks a whole file, line by line.
@@ -29,7 +34,12 @@ impl HeapGraph {
 
 /// Reads and checks a whole file, line by line (see [`HeapGraph::read`]).
 pub fn read<R: BufRead>(input: R) -> Result<HeapGraph, ReadError> {
-    let mut lines = Lines::new(input);
+    read_with_line_limit(input, MAX_LINE)
+}
+
+/// [`read`], refusing lines longer than `max_line` bytes.
+fn read_with_line_limit<R: BufRead>(input: R, max_line: u64) -> Result<HeapGraph, ReadError> {
+    let mut lines = Lines::new(input, max_line);
     let Some((_, text)) = lines.next()? else {
         return Err(ReadError::new(1, ErrorKind::Empty));
     };
@@ -84,15 +94,18 @@ pub fn read<R: BufRead>(input: R) -> Result<HeapGraph, ReadError> {
 struct Lines<R> {
     input: R,
     buffer: Vec<u8>,
+    /// The longest line accepted, without its LF.
+    max_line: u64,
     /// The number of the line last returned (0 before the first).
     line: u64,
 }
 
 impl<R: BufRead> Lines<R> {
-    fn new(input: R) -> Self {
+    fn new(input: R, max_line: u64) -> Self {
         Self {
             input,
             buffer: Vec::new(),
+            max_line,
             line: 0,
         }
     }
@@ -100,8 +113,8 @@ impl<R: BufRead> Lines<R> {
     /// The next line's number and text (without its LF), or `None` at the end of the input.
     fn next(&mut self) -> Result<Option<(u64, &str)>, ReadError> {
         self.buffer.clear();
-        let read = self
-            .input
+        let read = (&mut self.input)
+            .take(self.max_line.saturating_add(1))
             .read_until(b'\n', &mut self.buffer)
             .map_err(|e| ReadError::new(self.line + 1, ErrorKind::Io(e)))?;
         if read == 0 {
@@ -109,6 +122,11 @@ impl<R: BufRead> Lines<R> {
         }
         self.line += 1;
         let error = |kind| Err(ReadError::new(self.line, kind));
+        if read as u64 > self.max_line && self.buffer.last() != Some(&b'\n') {
+            return error(ErrorKind::LineTooLong {
+                limit: self.max_line,
+            });
+        }
         if self.buffer.pop() != Some(b'\n') {
             return error(ErrorKind::Unterminated);
         }
@@ -413,4 +431,29 @@ fn check_declared_counts(graph: &HeapGraph) -> Result<(), ReadError> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_endless_line_is_refused_at_the_limit() {
+        // `check /dev/zero` read until memory ran out, then aborted.
+        let error = read_with_line_limit(std::io::BufReader::new(std::io::repeat(0)), 1000)
+            .expect_err("too long");
+        assert_eq!(error.line, 1);
+        assert!(
+            matches!(error.kind, ErrorKind::LineTooLong { limit: 1000 }),
+            "{error}"
+        );
+        let file = include_str!("../../testdata/graphs/spec-example.jsonl");
+        let longest = file.lines().map(str::len).max().expect("lines") as u64;
+        read_with_line_limit(file.as_bytes(), longest).expect("lines of the limit are read");
+        let error = read_with_line_limit(file.as_bytes(), longest - 1).expect_err("one too long");
+        assert!(
+            matches!(error.kind, ErrorKind::LineTooLong { .. }),
+            "{error}"
+        );
+    }
 }
