@@ -37,6 +37,16 @@ fn unknown_keys_are_ignored() {
 }
 
 #[test]
+fn trailer_is_an_unknown_key_on_an_object_line() {
+    // Object lines have no `trailer` key, so a reader must ignore one; the object line was
+    // taken for an early trailer.
+    for value in ["false", "true", "null"] {
+        let input = edit(4, r#""id":2"#, &format!(r#""id":2,"trailer":{value}"#));
+        assert_eq!(read(input).expect("valid"), read(EXAMPLE).expect("valid"));
+    }
+}
+
+#[test]
 fn keys_may_come_in_any_order() {
     let line = r#"{"tracked":true,"len":1,"external":0,"refs":[4],"size":64,"kind":"list","type":"list","id":1}"#;
     assert_eq!(

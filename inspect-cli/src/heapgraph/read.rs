@@ -60,7 +60,9 @@ fn read_with_line_limit<R: BufRead>(input: R, max_line: u64) -> Result<HeapGraph
             ));
         };
         let fields = Fields::parse(text, line)?;
-        if fields.get("trailer").is_some() {
+        // A line with `trailer` and no `id` is the trailer come early; `trailer` on a line
+        // with an `id` is a key object lines do not know, and is ignored (section 1).
+        if fields.get("trailer").is_some() && fields.get("id").is_none() {
             return Err(fields.error(ErrorKind::EarlyTrailer {
                 expected: id,
                 declared,
