@@ -236,6 +236,15 @@ rejects!(
     3,
     ErrorKind::WrongType { .. }
 );
+rejects!(
+    exponent_within_i64,
+    edit(3, r#""size":64"#, r#""size":9.2e18"#),
+    3,
+    ErrorKind::WrongType {
+        found: "a number with a fraction or an exponent",
+        ..
+    }
+);
 rejects!(above_i64, edit(3, r#""external":0"#, r#""external":9223372036854775808"#), 3, ErrorKind::OutOfRange { ref key } if key == "external");
 rejects!(
     far_above_u64,

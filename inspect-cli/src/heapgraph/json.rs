@@ -166,6 +166,10 @@ fn first_repeated_key<'e>(entries: &'e Entries<'_>) -> Option<&'e str> {
         .find(|&key| !seen.insert(key))
 }
 
+/// 2^63: integers at or beyond it (in absolute value) are outside `i64`, give or take the
+/// rounding of `-2^63 - 1` to a float, which is outside too.
+const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
+
 /// The keys of one line, with typed getters whose errors name the line.
 pub(crate) struct Fields<'a> {
     line: u64,
@@ -300,8 +304,9 @@ impl<'a> Fields<'a> {
             Json::Int(i) => Ok(*i),
             Json::BigInt(_) => Err(self.error(ErrorKind::OutOfRange { key: key.into() })),
             // An integer written without fraction or exponent but beyond 64 bits reaches us as
-            // a float; so does 1e30. Both are outside the range an integer may take.
-            Json::Float(f) if f.fract() == 0.0 && f.abs() >= 9.2e18 => {
+            // a float; so does 1e30. Both are outside the range an integer may take. Below
+            // 2^63 a float was written with a fraction or an exponent (9.2e18): a wrong type.
+            Json::Float(f) if f.fract() == 0.0 && f.abs() >= TWO_POW_63 => {
                 Err(self.error(ErrorKind::OutOfRange { key: key.into() }))
             }
             other => Err(self.wrong_type(key, "an integer", other)),
