@@ -114,6 +114,20 @@ fn replay_of_the_shipped_graphs_matches() {
 }
 
 #[test]
+fn replay_of_a_file_without_workload_names_its_python_alone() {
+    let text = ok(&[
+        "replay",
+        "testdata/graphs/spec-example.jsonl",
+        "--no-timings",
+    ]);
+    let first = text.lines().next().unwrap_or_default();
+    assert_eq!(
+        first,
+        "replay of testdata/graphs/spec-example.jsonl (CPython 3.11.7)"
+    );
+}
+
+#[test]
 fn replay_with_timings_compares_with_the_trailer() {
     let json = ok(&["replay", "testdata/graphs/small.jsonl", "--format", "json"]);
     let doc = envelope(&json, "replay");

@@ -40,12 +40,10 @@ pub struct ReplayReport {
 impl fmt::Display for ReplayReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "replay of {}", self.file)?;
-        if let Some(workload) = &self.workload {
-            write!(f, " (workload {workload}")?;
-        } else {
-            write!(f, " (")?;
+        match &self.workload {
+            Some(workload) => writeln!(f, " (workload {workload}, CPython {})", self.python)?,
+            None => writeln!(f, " (CPython {})", self.python)?,
         }
-        writeln!(f, ", CPython {})", self.python)?;
         writeln!(
             f,
             "  {} objects, {} references, {} tracked, {} held from outside",
