@@ -366,9 +366,15 @@ impl Collector {
     /// (a trace that reported part of its references, garbage partly freed).
     fn catching(&self, f: impl FnOnce()) {
         if let Err(panic) = catch_unwind(AssertUnwindSafe(f)) {
-            let first = self.panic.take().unwrap_or(panic);
-            self.panic.set(Some(first));
+            self.keep_panic(panic);
         }
+    }
+
+    /// Keeps a panic of user code for the end of the collection, unless one is kept already.
+    #[cold]
+    fn keep_panic(&self, panic: Box<dyn Any + Send>) {
+        let first = self.panic.take().unwrap_or(panic);
+        self.panic.set(Some(first));
     }
 
     /// Whether user code panicked during the running collection.
@@ -627,6 +633,7 @@ impl Collector {
     /// turn comes), and what young objects subtracted from them is undone.
     fn update_and_subtract_refs(&self, g: usize) -> Sweep {
         let last_gen = GEN_BASE + g as u8;
+        let mixed = self.mixed.get();
         // References subtracted from young objects (and from dying ones, undone below).
         let mut subtracted: u64 = 0;
         // Whether any young object references something outside the young set.
@@ -636,10 +643,12 @@ impl Collector {
                 // SAFETY: visited pointers are live objects (Visit only takes handles).
                 let header = unsafe { child.header() };
                 let s = state(header);
-                if (s == YOUNG || (GEN_BASE..=last_gen).contains(&s)) && {
-                    // SAFETY: a live object (the visitor is given live objects).
-                    unsafe { self.is_own(child) }
-                } {
+                if (s == YOUNG || (GEN_BASE..=last_gen).contains(&s))
+                    && (!mixed || {
+                        // SAFETY: a live object (the visitor is given live objects).
+                        unsafe { self.owns(child) }
+                    })
+                {
                     // SAFETY: only tracked containers have a state other than UNTRACKED.
                     let h = unsafe { gc_header(child) };
                     h.gc_refs.set(h.gc_refs.get() - 1);
@@ -675,62 +684,78 @@ impl Collector {
         let mut kept = 0;
         let mut pinning = true;
         let mut release_only_drops = true;
-        for i in 0..young.len() {
-            let Some(obj) = young[i] else { continue };
-            // SAFETY: tracked objects are live containers.
-            let (h, header) = unsafe { (gc_header(obj), obj.header()) };
-            if header.refcnt() == 0 {
-                // Dying: back to its generation, in order.
-                let mut list = self.gens[(state(header) - GEN_BASE) as usize].borrow_mut();
-                // SAFETY: a live container; its generation gave its slots to the young array.
-                unsafe { list.push(obj) };
-                continue;
-            }
-            if pinning && !header.type_info().has_exact_trace() {
-                // Its trace, which promised nothing, runs below: no count may be pinned then.
-                Self::unpin_swept(&young[..kept]);
-                pinning = false;
-            }
-            release_only_drops &= header.type_info().has_release_only_drop();
-            let count = header.refcnt();
-            set_state(header, YOUNG);
-            if pinning {
-                // The count is pinned (and parked in `index`) until the scan: whatever the
-                // young set turns out to be, references among it then cost nothing to drop.
-                h.index.set(count);
-                // SAFETY: only code that makes no reference (the exact traces of the young
-                // set) runs before move_unreachable gives the count back to every object it
-                // does not find unreachable; garbage is freed pinned.
-                unsafe { header.set_refcnt(IMMORTAL) };
-            } else {
-                h.index.set(kept as u32);
-            }
-            h.reachable.set(false);
-            h.refs_outside.set(false);
-            h.gc_refs.set(h.gc_refs.get() + i64::from(count));
-            counted += u64::from(count);
-            special.note(header);
-            if kept != i {
-                young[kept] = Some(obj);
-            }
-            kept += 1;
-            let first = filling.children.len();
-            // SAFETY: a live object; the visitor only gathers pointers.
-            unsafe { self.trace(obj, &mut Visit::into_vec(&mut filling.children)) };
-            filling
-                .owners
-                .resize(filling.children.len(), (kept - 1) as u32);
-            edges += filling.children.len() - first;
-            far += filling.children[first..]
-                .iter()
-                .filter(|c| c.addr().abs_diff(obj.addr()) > NEAR)
-                .count();
-            if filling.children.len() >= EDGE_BATCH {
-                for &child in &filling.children {
-                    prefetch_header(child);
+        // The loop runs under one catch_unwind rather than one per trace (which costs in this
+        // loop): a trace that panics ends the closure, and the loop resumes after its object,
+        // the edges it reported so far counted as its own (the collection then gives up).
+        let mut next = 0;
+        while next < young.len() {
+            let swept = catch_unwind(AssertUnwindSafe(|| {
+                let start = next;
+                for i in start..young.len() {
+                    next = i + 1;
+                    let Some(obj) = young[i] else { continue };
+                    // SAFETY: tracked objects are live containers.
+                    let (h, header) = unsafe { (gc_header(obj), obj.header()) };
+                    if header.refcnt() == 0 {
+                        // Dying: back to its generation, in order.
+                        let mut list = self.gens[(state(header) - GEN_BASE) as usize].borrow_mut();
+                        // SAFETY: a live container; its generation gave its slots to the young array.
+                        unsafe { list.push(obj) };
+                        continue;
+                    }
+                    if pinning && !header.type_info().has_exact_trace() {
+                        // Its trace, which promised nothing, runs below: no count may be pinned then.
+                        Self::unpin_swept(&young[..kept]);
+                        pinning = false;
+                    }
+                    release_only_drops &= header.type_info().has_release_only_drop();
+                    let count = header.refcnt();
+                    set_state(header, YOUNG);
+                    if pinning {
+                        // The count is pinned (and parked in `index`) until the scan: whatever the
+                        // young set turns out to be, references among it then cost nothing to drop.
+                        h.index.set(count);
+                        // SAFETY: only code that makes no reference (the exact traces of the young
+                        // set) runs before move_unreachable gives the count back to every object it
+                        // does not find unreachable; garbage is freed pinned.
+                        unsafe { header.set_refcnt(IMMORTAL) };
+                    } else {
+                        h.index.set(kept as u32);
+                    }
+                    h.reachable.set(false);
+                    h.refs_outside.set(false);
+                    h.gc_refs.set(h.gc_refs.get() + i64::from(count));
+                    counted += u64::from(count);
+                    special.note(header);
+                    if kept != i {
+                        young[kept] = Some(obj);
+                    }
+                    kept += 1;
+                    let first = filling.children.len();
+                    // SAFETY: a live object; the visitor only gathers pointers.
+                    unsafe { refcount::trace(obj, &mut Visit::into_vec(&mut filling.children)) };
+                    filling
+                        .owners
+                        .resize(filling.children.len(), (kept - 1) as u32);
+                    edges += filling.children.len() - first;
+                    far += filling.children[first..]
+                        .iter()
+                        .filter(|c| c.addr().abs_diff(obj.addr()) > NEAR)
+                        .count();
+                    if filling.children.len() >= EDGE_BATCH {
+                        for &child in &filling.children {
+                            prefetch_header(child);
+                        }
+                        subtract(&mut ready, &young, &mut subtracted);
+                        std::mem::swap(&mut filling, &mut ready);
+                    }
                 }
-                subtract(&mut ready, &young, &mut subtracted);
-                std::mem::swap(&mut filling, &mut ready);
+            }));
+            if let Err(panic) = swept {
+                self.keep_panic(panic);
+                filling
+                    .owners
+                    .resize(filling.children.len(), kept.saturating_sub(1) as u32);
             }
         }
         young.truncate(kept);
