@@ -41,8 +41,8 @@
 //!   true count in `gc_refs`) until they are freed or given their count back (rescued, or
 //!   taken by the careful path). No code that could make or drop a reference runs while a
 //!   reachable object's count is pinned: only traces that promised not to (a young type
-//!   without the promise turns pinning off for the collection), and the debug flags' events
-//!   are sent once only garbage is pinned. When the young counts add up to the references
+//!   without the promise turns pinning off for the collection, and then garbage takes the
+//!   careful path); DEBUG_STATS's start event comes before the sweep. When the young counts add up to the references
 //!   among young objects, nothing young has an outside reference: there is no scan, and the
 //!   young array is freed as it stands, pinned. The sweep flags (`refs_outside`) each young
 //!   object with a reference that leads out of the young set; on that path the others hold
@@ -56,6 +56,13 @@
 //!   until deletion ends, so nothing it works on is freed under it; finalizers and callbacks
 //!   may allocate, drop, resurrect, or call `collect` (which returns 0 at once while a
 //!   collection runs).
+//! - The young set does not change under the sweep and the scan: a death during them makes
+//!   the collection give up (every young object survives), and an `untrack` from user code of
+//!   an object the collection holds is applied when it ends. User code that panics (a trace, a
+//!   clear, a payload's drop) is caught; the collection gives up or finishes consistently, and
+//!   `collect` then resumes the first panic.
+//! - With more than one `GcHeap` on the thread, references may lead into another heap: a
+//!   collection then checks each visited object's heap before taking it for its own.
 //! - No phase recurses: reachability is propagated with an explicit stack in scratch memory, so
 //!   a ring or chain of ten million objects is collected on an 8 MiB stack.
 //! - Free lists are cleared by every full collection, as in CPython.

@@ -20,9 +20,10 @@ thread_local! {
 }
 
 /// A heap that lives for `'static` (the traces reach it through a thread-local), every block
-/// from the system allocator so that Miri sees each free.
-fn static_heap() -> &'static GcHeap {
-    let h: &'static GcHeap = Box::leak(Box::new(
+/// from the system allocator so that Miri sees each free; and the box to give back to
+/// [`free_heap`] once no handle is left.
+fn static_heap() -> (&'static GcHeap, *mut GcHeap) {
+    let owner = Box::into_raw(Box::new(
         GcHeap::new(obj_alloc::ObjConfig {
             raw: raw_alloc::RawConfig {
                 backend: raw_alloc::Backend::System,
@@ -32,8 +33,20 @@ fn static_heap() -> &'static GcHeap {
         })
         .unwrap(),
     ));
+    // SAFETY: the box is only freed by free_heap, after the last use of this reference.
+    let h: &'static GcHeap = unsafe { &*owner };
     HEAP.with(|c| c.set(Some(h)));
-    h
+    (h, owner)
+}
+
+/// Frees a heap from [`static_heap`].
+///
+/// # Safety
+/// No handle of the heap is left, and its `'static` reference is not used again.
+unsafe fn free_heap(owner: *mut GcHeap) {
+    HEAP.with(|c| c.set(None));
+    // SAFETY: the box static_heap made, freed once (contract).
+    drop(unsafe { Box::from_raw(owner) });
 }
 
 /// Holds nothing. Once armed, its next trace (optionally) allocates a node, kept in `MADE`,
@@ -63,7 +76,7 @@ impl Object for Untracker {
 
 #[test]
 fn untracking_a_young_object_not_yet_swept_untracks_it_when_the_collection_ends() {
-    let h = static_heap();
+    let (h, owner) = static_heap();
     let u = h.alloc(Untracker).unwrap(); // swept first
     let x = h.alloc(Node::default()).unwrap().erase(); // generation 0, slot 1
     TARGET.with(|t| *t.borrow_mut() = Some(x.clone()));
@@ -80,11 +93,13 @@ fn untracking_a_young_object_not_yet_swept_untracks_it_when_the_collection_ends(
     assert!(!h.is_tracked(&x));
     TARGET.with(|t| *t.borrow_mut() = None);
     drop((u, x));
+    // SAFETY: no handle of the heap is left.
+    unsafe { free_heap(owner) };
 }
 
 #[test]
 fn untracking_during_the_sweep_leaves_every_tracked_object_in_its_generation() {
-    let h = static_heap();
+    let (h, owner) = static_heap();
     let u = h.alloc(Untracker).unwrap();
     h.collect(0).unwrap(); // u to generation 1
     let x = h.alloc(Node::default()).unwrap().erase(); // generation 0, slot 0
@@ -111,11 +126,13 @@ fn untracking_during_the_sweep_leaves_every_tracked_object_in_its_generation() {
     assert!(!h.is_tracked(&x), "x was untracked");
     TARGET.with(|t| *t.borrow_mut() = None);
     drop((u, x, n, gen0));
+    // SAFETY: no handle of the heap is left.
+    unsafe { free_heap(owner) };
 }
 
 #[test]
 fn an_object_made_during_the_sweep_is_collected_later() {
-    let h = static_heap();
+    let (h, owner) = static_heap();
     let u = h.alloc(Untracker).unwrap();
     h.collect(0).unwrap();
     let x = h.alloc(Node::default()).unwrap().erase();
@@ -126,12 +143,14 @@ fn an_object_made_during_the_sweep_is_collected_later() {
     TARGET.with(|t| *t.borrow_mut() = None);
     drop((u, x));
 
-    // n, lost from generation 0, becomes a garbage cycle.
+    // n, made during the sweep, becomes a garbage cycle.
     let n = MADE.with(|m| m.borrow_mut().take()).unwrap();
     n.downcast_ref::<Node<'_>>().unwrap().kids.push(n.clone());
     drop(n);
     h.collect(2).unwrap();
     assert_eq!(h.rc().stats().live, 0, "CPython frees the cycle");
+    // SAFETY: no handle of the heap is left.
+    unsafe { free_heap(owner) };
 }
 
 /// Holds nothing, reports nothing; its second trace untracks `TARGET`.
@@ -159,7 +178,7 @@ impl Object for SecondTraceUntracker {
 
 #[test]
 fn untracking_a_root_during_the_rescue_frees_nothing_it_holds() {
-    let h = static_heap();
+    let (h, owner) = static_heap();
     // Young order: the untracker (a root: traced first in the rescue), x (a root), c (held
     // only by x: tentatively unreachable, to be rescued through x).
     let u = h.alloc(SecondTraceUntracker::default()).unwrap();
@@ -180,4 +199,6 @@ fn untracking_a_root_during_the_rescue_frees_nothing_it_holds() {
     drop(c);
     TARGET.with(|t| *t.borrow_mut() = None);
     drop((u, x));
+    // SAFETY: no handle of the heap is left.
+    unsafe { free_heap(owner) };
 }
