@@ -80,9 +80,37 @@ pub struct ReplayArgs {
     /// Also draw the replayed heap, before any collection, as SVG.
     #[arg(long, value_name = "OUT.svg")]
     pub svg: Option<PathBuf>,
+    /// The replayed heap's limit.
+    #[command(flatten)]
+    pub limit: HeapLimitArgs,
     /// Output options.
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// The limit of a heap that a file decides the size of (`replay`, `map --graph`).
+#[derive(Debug, Clone, Copy, Args)]
+pub struct HeapLimitArgs {
+    /// The most memory the replayed heap may take, in bytes or with a K, M or G suffix (powers
+    /// of 1024): past it the replay stops with an error rather than exhaust the machine (a
+    /// file may claim objects of any size). Default: half of this machine's memory.
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
+    pub heap_limit: Option<usize>,
+}
+
+/// A byte count: digits, then optionally K, M or G (KiB, MiB, GiB).
+pub fn parse_bytes(text: &str) -> Result<usize, String> {
+    let (digits, shift) = match text.as_bytes().last() {
+        Some(b'K' | b'k') => (&text[..text.len() - 1], 10),
+        Some(b'M' | b'm') => (&text[..text.len() - 1], 20),
+        Some(b'G' | b'g') => (&text[..text.len() - 1], 30),
+        _ => (text, 0),
+    };
+    let n: usize = digits
+        .parse()
+        .map_err(|_| format!("`{text}` is not a byte count (digits, then K, M or G)"))?;
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("`{text}` is too large"))
 }
 
 /// `capture`.
@@ -120,6 +148,9 @@ pub struct MapArgs {
     /// The seed of the workload's (or the demo's) random choices.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// The replayed heap's limit (with --graph).
+    #[command(flatten)]
+    pub limit: HeapLimitArgs,
     /// Output options.
     #[command(flatten)]
     pub output: OutputArgs,

@@ -61,6 +61,9 @@ pub enum CliError {
     /// The heap refused an operation (out of memory under its limit).
     #[error("the heap refused an operation: {0}")]
     Heap(#[from] pyheap::HeapError),
+    /// The replayed heap went over its limit (a file may claim objects of any size).
+    #[error("the replayed heap went over its limit: {0} (--heap-limit BYTES sets the limit)")]
+    HeapLimit(#[source] pyheap::HeapError),
     /// The collector refused a call.
     #[error("the collector refused a call: {0}")]
     Gc(#[from] pyheap::gengc::GcError),

@@ -188,3 +188,52 @@ fn every_subcommand_has_help() {
         assert!(text.contains(command), "{text}");
     }
 }
+
+/// A replay's heap has a limit (a file may claim objects of any size): past it, one line that
+/// names the limit and the option that sets it.
+#[test]
+fn a_replay_over_its_heap_limit_stops_with_one_line() {
+    for command in [
+        &[
+            "replay",
+            "testdata/graphs/small.jsonl",
+            "--heap-limit",
+            "2M",
+        ][..],
+        &[
+            "map",
+            "--graph",
+            "testdata/graphs/small.jsonl",
+            "--svg",
+            "/dev/null",
+            "--heap-limit",
+            "2M",
+        ],
+    ] {
+        let text = assert_one_line_error(&heap_inspect(command));
+        assert!(text.contains("limit 2097152"), "{text}");
+        assert!(text.contains("--heap-limit"), "{text}");
+    }
+    let output = heap_inspect(&[
+        "replay",
+        "testdata/graphs/small.jsonl",
+        "--heap-limit",
+        "64M",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+}
+
+#[test]
+fn heap_limits_are_bytes_with_an_optional_binary_suffix() {
+    use inspect_cli::cli::parse_bytes;
+    assert_eq!(parse_bytes("4096"), Ok(4096));
+    assert_eq!(parse_bytes("2K"), Ok(2048));
+    assert_eq!(parse_bytes("3m"), Ok(3 << 20));
+    assert_eq!(parse_bytes("1G"), Ok(1 << 30));
+    assert!(parse_bytes("").is_err());
+    assert!(parse_bytes("G").is_err());
+    assert!(parse_bytes("-1M").is_err());
+    assert!(parse_bytes("1.5G").is_err());
+    assert!(parse_bytes("99999999999999999999G").is_err());
+    assert!(parse_bytes("18446744073709551615G").is_err(), "overflow");
+}

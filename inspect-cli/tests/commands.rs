@@ -103,10 +103,17 @@ fn timings_are_printed_unless_left_out() {
 fn replay_of_the_shipped_graphs_matches() {
     for name in ["small", "cycles"] {
         let path = format!("testdata/graphs/{name}.jsonl");
-        let text = ok(&["replay", &path, "--no-timings"]);
+        // The default limit is half of the machine's memory: a fixed one keeps the
+        // statistics' "heap limit" line the same everywhere.
+        let limit = ["--heap-limit", "1G"];
+        let text = ok(&[&["replay", &path, "--no-timings"][..], &limit].concat());
         assert!(text.contains("verdict: match"), "{text}");
         insta::assert_snapshot!(format!("replay_{name}_text"), text);
-        let json = ok(&["replay", &path, "--no-timings", "--format", "json"]);
+        let json = ok(&[
+            &["replay", &path, "--no-timings", "--format", "json"][..],
+            &limit,
+        ]
+        .concat());
         let doc = envelope(&json, "replay");
         assert_eq!(doc["result"]["verdict"]["matches"], true);
         insta::assert_snapshot!(format!("replay_{name}_json"), json);

@@ -95,7 +95,7 @@ pub fn map(args: &MapArgs, out: &mut dyn Write) -> Result<Outcome, CliError> {
     let timings = args.output.timings();
     if let Some(path) = &args.graph {
         let (graph, bar) = read_graph(path)?;
-        let heap = replay_heap()?;
+        let heap = replay_heap(args.limit)?;
         let replayed = load(&heap, &graph, &bar)?;
         return finish(args, out, &heap, source_name(path), replayed);
     }

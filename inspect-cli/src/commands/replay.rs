@@ -9,7 +9,7 @@ use indicatif::ProgressBar;
 use pyheap::{Config, Heap};
 
 use super::{read_graph, write_svg, Outcome};
-use crate::cli::ReplayArgs;
+use crate::cli::{HeapLimitArgs, ReplayArgs};
 use crate::error::CliError;
 use crate::heapgraph::HeapGraph;
 use crate::output::emit;
@@ -20,7 +20,7 @@ use crate::svg::heap_map;
 /// garbage, 1 when not ([`Outcome::Mismatch`]); a missing or malformed file is an error.
 pub fn replay(args: &ReplayArgs, out: &mut dyn Write) -> Result<Outcome, CliError> {
     let (graph, bar) = read_graph(&args.graph)?;
-    let heap = replay_heap()?;
+    let heap = replay_heap(args.limit)?;
     let start = Instant::now();
     let replayed = load(&heap, &graph, &bar)?;
     let build_ns = start.elapsed().as_nanos() as u64;
@@ -56,12 +56,28 @@ pub fn replay(args: &ReplayArgs, out: &mut dyn Write) -> Result<Outcome, CliErro
 }
 
 /// The heap a replay builds in: CPython's setup with automatic collection off (the file's
-/// objects must all exist before the one measured collection).
-pub(crate) fn replay_heap() -> Result<std::pin::Pin<Box<Heap>>, CliError> {
+/// objects must all exist before the one measured collection), and a limit, so that a file
+/// claiming huge objects ends in an error ([`CliError::HeapLimit`]) rather than in the
+/// machine's out-of-memory killer.
+pub(crate) fn replay_heap(limit: HeapLimitArgs) -> Result<std::pin::Pin<Box<Heap>>, CliError> {
     Ok(Heap::new(Config {
         gc_enabled: false,
+        limit: Some(limit.heap_limit.unwrap_or_else(default_heap_limit)),
         ..Config::default()
     })?)
+}
+
+/// Half of this machine's memory (`MemTotal` of `/proc/meminfo`), or 4 GiB where that cannot
+/// be read.
+fn default_heap_limit() -> usize {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|info| {
+            let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+            let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib.saturating_mul(1024) / 2)
+        })
+        .unwrap_or(4 << 30)
 }
 
 /// Builds the graph's objects, advancing the progress bar.
@@ -78,7 +94,10 @@ pub(crate) fn load<'h>(
         }
     });
     bar.finish_and_clear();
-    result
+    result.map_err(|e| match e {
+        CliError::Heap(oom @ pyheap::HeapError::OutOfMemory(_)) => CliError::HeapLimit(oom),
+        e => e,
+    })
 }
 
 /// The picture's name for a heap read from `path`: its file name.
