@@ -393,10 +393,57 @@ impl RcHeap {
             });
             return;
         }
-        heap.deallocation_loop(|| {
-            // SAFETY: contract.
-            unsafe { heap.dealloc_one(obj) }
-        });
+        // The loop of `deallocation_loop` without its catch_unwind, which the hot path of every
+        // death would pay for: the user code of a death (finalizer, weakref callbacks, the
+        // payload's drop) is caught inside `dealloc_one`, so only a bug of the heap or of the
+        // container hook unwinds through here, and the guard still ends the loop then.
+        heap.deallocating.set(true);
+        let guard = EndLoopOnUnwind(heap);
+        // SAFETY: obj is live (contract).
+        unsafe { heap.prefetch_released(obj) };
+        // SAFETY: contract.
+        unsafe { heap.dealloc_one(obj) };
+        heap.drain_pending();
+        std::mem::forget(guard);
+        heap.deallocating.set(false);
+        if let Some(first) = heap.held_panic.take() {
+            heap.resume_held(first);
+        }
+    }
+
+    /// Asks the CPU for the headers of the objects whose references the drop of `obj` is about
+    /// to release, when its type says that its trace reports exactly those
+    /// ([`TypeInfo::has_release_only_drop`]): the untracking and bookkeeping of its death
+    /// then overlap their loads, which in a scattered heap are misses. Only for the object a
+    /// deallocation loop starts with (a handle's drop): the deaths it causes are popped from
+    /// the pending stack, and a chain's next death has its children next door, where the
+    /// trace would cost more than it hides.
+    ///
+    /// # Safety
+    /// `obj` must be live.
+    #[inline]
+    unsafe fn prefetch_released(&self, obj: ObjPtr) {
+        // SAFETY: obj is live (contract).
+        let ty = unsafe { obj.type_info() };
+        if ty.has_release_only_drop() {
+            let mut ask = |child: ObjPtr| prefetch(child.as_non_null().as_ptr().cast());
+            // SAFETY: a live object; the visitor only prefetches (an exact trace runs no code
+            // that makes or drops a reference, and a release-only drop's trace no user code).
+            unsafe { trace(obj, &mut crate::Visit::new(&mut ask)) };
+        }
+    }
+
+    /// Resumes the first panic of a payload drop at the end of a deallocation loop, or drops
+    /// it when the thread is already unwinding (resuming would abort: the panic in flight is
+    /// the first).
+    #[cold]
+    #[inline(never)]
+    fn resume_held(&self, first: Box<dyn Any + Send>) {
+        if std::thread::panicking() {
+            drop_panic(first);
+        } else {
+            resume_unwind(first)
+        }
     }
 
     /// The deallocation loop: runs `f` with every death deferred to the pending stack, then
@@ -917,6 +964,19 @@ impl Drop for RcHeap {
 
 /// How many objects ahead [`RcHeap::free_garbage`] prefetches the children of the garbage.
 const PREFETCH_AHEAD: usize = 8;
+
+/// Ends a deallocation loop that unwinds (see [`RcHeap::dealloc`]): the heap leaves the
+/// loop, and a panic held for its end is dropped (the one in flight wins).
+struct EndLoopOnUnwind<'a>(&'a RcHeap);
+
+impl Drop for EndLoopOnUnwind<'_> {
+    fn drop(&mut self) {
+        self.0.deallocating.set(false);
+        if let Some(held) = self.0.held_panic.take() {
+            drop_panic(held);
+        }
+    }
+}
 
 /// Drops the payload of a panic that will not resume. Should its own drop panic, that
 /// panic's payload is leaked instead (no abort).
