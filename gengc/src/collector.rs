@@ -20,8 +20,8 @@ use refcount::{
 
 use crate::generation::Generation;
 use crate::header::{
-    gc_header, set_state, state, GcHeader, GARBAGE, GARBAGE_DEAD, GEN_BASE, UNREACHABLE, UNTRACKED,
-    YOUNG,
+    gc_header, set_state, state, GcHeader, GARBAGE, GARBAGE_DEAD, GEN_BASE, NEW, UNREACHABLE,
+    UNTRACKED, YOUNG,
 };
 use crate::slots::SlotSet;
 use crate::stats::{CallbackInfo, GenerationStats, Phase};
@@ -68,6 +68,9 @@ pub(crate) struct Collector {
     collecting_gen: Cell<Option<usize>>,
     /// Whether an `untrack` was deferred during the running collection.
     untracks_deferred: Cell<bool>,
+    /// Whether the running collection's young array holds generation 0's slots (from the
+    /// sweep's start to the collection's end): a container tracked then is `NEW`.
+    lent: Cell<bool>,
     /// Whether other heaps live on this thread during the running collection: then a visited
     /// object's tracking state is only read as this collection's after checking its heap.
     mixed: Cell<bool>,
@@ -108,6 +111,7 @@ impl Collector {
             collecting: Cell::new(false),
             collecting_gen: Cell::new(None),
             untracks_deferred: Cell::new(false),
+            lent: Cell::new(false),
             mixed: Cell::new(false),
             panic: Cell::new(None),
             debug: Cell::new(DebugFlags::empty()),
@@ -165,7 +169,12 @@ impl Collector {
     pub(crate) unsafe fn link(&self, obj: ObjPtr, gen: usize) {
         // SAFETY: contract.
         let (h, header) = unsafe { (gc_header(obj), obj.header()) };
-        set_state(header, GEN_BASE + gen as u8);
+        let tracked = if gen == 0 && self.lent.get() {
+            NEW
+        } else {
+            GEN_BASE + gen as u8
+        };
+        set_state(header, tracked);
         h.gc_refs.set(0);
         h.untrack_later.set(false);
         // SAFETY: a live container, untracked until now (contract).
@@ -188,7 +197,7 @@ impl Collector {
         let held = match (self.collecting_gen.get(), state(header)) {
             (None, _) => false,
             (Some(_), YOUNG | UNREACHABLE) => true,
-            (Some(_), UNTRACKED | GARBAGE | GARBAGE_DEAD) => false,
+            (Some(_), UNTRACKED | GARBAGE | GARBAGE_DEAD | NEW) => false,
             (Some(collected), s) => ((s - GEN_BASE) as usize) <= collected,
         };
         if held {
@@ -216,21 +225,34 @@ impl Collector {
         }
     }
 
-    /// At the end of a collection during which `untrack` was deferred: untracks the marked
-    /// objects that are not in the young array (`move_survivors` did those), which can only be
-    /// objects made during the collection, in generation 0.
-    fn untrack_deferred(&self) {
+    /// At the end of a collection: generation 0's `NEW` objects become ordinary ones, and, if
+    /// `untrack` was deferred, the marked objects outside the young array (`move_survivors`
+    /// did those) are untracked: objects made during the collection, or moved by a `freeze`
+    /// or an `unfreeze` that ran meanwhile, in any generation.
+    fn end_tracking_changes(&self) {
+        if self.lent.replace(false) {
+            for obj in self.gens[0].borrow().iter() {
+                // SAFETY: objects of a generation are live containers.
+                let header = unsafe { obj.header() };
+                if state(header) == NEW {
+                    set_state(header, GEN_BASE);
+                }
+            }
+        }
         if !self.untracks_deferred.replace(false) {
             return;
         }
-        let marked: Vec<ObjPtr> = self.gens[0]
-            .borrow()
-            .iter()
-            // SAFETY: objects of a generation are live containers.
-            .filter(|&obj| unsafe { gc_header(obj) }.untrack_later.get())
-            .collect();
+        let mut marked = Vec::new();
+        for gen in &self.gens {
+            marked.extend(
+                gen.borrow()
+                    .iter()
+                    // SAFETY: objects of a generation are live containers.
+                    .filter(|&obj| unsafe { gc_header(obj) }.untrack_later.get()),
+            );
+        }
         for obj in marked {
-            // SAFETY: a live container of generation 0, its slot valid (no collection runs).
+            // SAFETY: a live container in a generation, its slot valid (no collection runs).
             unsafe { self.unlink(obj) };
         }
     }
@@ -248,6 +270,8 @@ impl Collector {
             // Out of every array already (the careful path's list is not an index).
             GARBAGE | GARBAGE_DEAD => {}
             YOUNG => self.young.borrow_mut()[index] = None,
+            // SAFETY: a NEW object's GC header names its slot in generation 0.
+            NEW => unsafe { self.gens[0].borrow_mut().remove(index) },
             UNREACHABLE => {
                 self.unreachable.borrow_mut().remove(index);
                 self.young.borrow_mut()[index] = None;
@@ -273,6 +297,7 @@ impl Collector {
         match state(unsafe { obj.header() }) {
             UNTRACKED => None,
             YOUNG | UNREACHABLE | GARBAGE | GARBAGE_DEAD => Some(NUM_GENERATIONS + 1), // running
+            NEW => Some(0),
             g => Some((g - GEN_BASE) as usize),
         }
     }
@@ -373,8 +398,16 @@ impl Collector {
     /// Keeps a panic of user code for the end of the collection, unless one is kept already.
     #[cold]
     fn keep_panic(&self, panic: Box<dyn Any + Send>) {
-        let first = self.panic.take().unwrap_or(panic);
-        self.panic.set(Some(first));
+        match self.panic.take() {
+            None => self.panic.set(Some(panic)),
+            Some(first) => {
+                self.panic.set(Some(first));
+                // A payload is user code when dropped: should it panic, it is leaked.
+                if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(panic))) {
+                    std::mem::forget(again);
+                }
+            }
+        }
     }
 
     /// Whether user code panicked during the running collection.
@@ -567,7 +600,7 @@ impl Collector {
         self.stats.set(stats);
 
         self.collecting_gen.set(None);
-        self.untrack_deferred();
+        self.end_tracking_changes();
         bump.reset();
         self.scratch.set(Some(bump));
         let elapsed = start.elapsed().as_nanos() as u64;
@@ -612,7 +645,8 @@ impl Collector {
     /// `refs_outside` says whether it references anything outside the young set (an atom, an
     /// older or frozen object, `gc.garbage`'s): a child counts as inside if its state is
     /// YOUNG or a collected generation, which at the end means YOUNG (a dying object of a
-    /// collected generation has no counted referrer).
+    /// collected generation has no counted referrer, and a container tracked during the
+    /// sweep is NEW, not generation 0).
     ///
     /// One sweep is enough because `gc_refs` is 0 outside a collection: each object adds its
     /// count, each reference from a young object subtracts one, in any order. A visited object
@@ -681,6 +715,8 @@ impl Collector {
                 self.gens[gen].borrow_mut().drain_into(&mut young);
             }
         }
+        // From here on a container tracked into generation 0 is not young (NEW).
+        self.lent.set(true);
         let mut kept = 0;
         let mut pinning = true;
         let mut release_only_drops = true;

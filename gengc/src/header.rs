@@ -9,7 +9,8 @@
 //!   +------------------+----------------+--------+--------+---------+  +--------+-------------+----+
 //!   state:   (upper 16 flag bits) UNTRACKED = 0 (zeroed objects and atoms start untracked);
 //!            1..=4 = generations 0, 1, 2 and permanent, stored off by one; YOUNG = in the array
-//!            of a running collection; UNREACHABLE = found unreachable by its scan, count
+//!            of a running collection; NEW = generation 0, tracked during a running
+//!            collection (not young); UNREACHABLE = found unreachable by its scan, count
 //!            pinned; GARBAGE = in the unreachable list of the careful path; GARBAGE_DEAD =
 //!            being cleared
 //!   index:   the object's slot in the Vec of its generation or of the running collection;
@@ -45,6 +46,11 @@ pub(crate) const UNREACHABLE: u8 = GEN_BASE + 5;
 pub(crate) const GARBAGE: u8 = GEN_BASE + 6;
 /// Garbage being cleared: no longer a candidate for anything, dies when its count falls.
 pub(crate) const GARBAGE_DEAD: u8 = GEN_BASE + 7;
+/// Generation 0, for a container tracked while a collection's sweep and what follows run
+/// (generation 0 lent its slots to the young array): not one of the young objects, so a
+/// reference to it leads out of the young set. Back to generation 0's state when the
+/// collection ends.
+pub(crate) const NEW: u8 = GEN_BASE + 8;
 
 /// The collector's per-object numbers.
 #[repr(C)]

@@ -276,9 +276,14 @@ impl GcHeap {
     /// `gc.callbacks.remove(cb)`. Returns whether it was there.
     pub fn remove_callback(&self, id: CallbackId) -> bool {
         let mut list = self.collector.callbacks.borrow_mut();
-        let before = list.len();
-        list.retain(|(i, _)| *i != id.0);
-        list.len() != before
+        let removed = list
+            .iter()
+            .position(|(i, _)| *i == id.0)
+            .map(|at| list.remove(at));
+        drop(list);
+        // Dropped after the borrow: a callback's captured state runs user code when dropped
+        // (which may add or remove callbacks).
+        removed.is_some()
     }
 
     /// `gc.set_debug(flags)`.
@@ -325,13 +330,14 @@ impl Drop for GcHeap {
     /// runs against a heap that is going away; CPython makes no promise at exit either).
     /// Objects that survive even that are released with the arenas.
     fn drop(&mut self) {
-        HEAPS_ON_THIS_THREAD.with(|n| n.set(n.get() - 1));
         self.rc.set_user_code_enabled(false);
         self.rc.set_context(std::ptr::null());
         self.clear_garbage();
         self.unfreeze();
         self.set_debug(DebugFlags::empty());
-        self.collector.callbacks.borrow_mut().clear();
+        // Dropped after the borrow: a callback's captured state runs user code when dropped.
+        let callbacks = std::mem::take(&mut *self.collector.callbacks.borrow_mut());
+        drop(callbacks);
         self.collector.collect_with_callback(NUM_GENERATIONS - 1);
         self.clear_garbage();
         // SAFETY: uninstalling; the collector box dies after this.
@@ -345,5 +351,7 @@ impl Drop for GcHeap {
                 std::mem::forget(obj); // objects_of added a reference; keep them alive
             }
         }
+        // Only now: the final collection above still had to check other heaps' objects.
+        HEAPS_ON_THIS_THREAD.with(|n| n.set(n.get() - 1));
     }
 }

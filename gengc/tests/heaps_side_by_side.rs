@@ -84,3 +84,25 @@ fn another_heaps_object_is_not_tracked_here_and_cannot_be() {
     assert_eq!(h2.generation_of(&y), Some(0));
     drop((x, y));
 }
+
+/// The final collection of a heap being dropped still knows that another heap lives beside it
+/// (its objects reference the other heap's), and leaves that heap's objects alone.
+#[test]
+fn dropping_a_heap_leaves_the_other_heaps_objects_alone() {
+    let hb = heap();
+    let b = hb.alloc(Node::default()).unwrap().erase(); // held by this handle
+    {
+        let ha = heap();
+        let a = ha.alloc(Node::default()).unwrap();
+        a.kids.push(a.clone().erase()); // a cycle in heap A...
+        a.kids.push(b.clone()); // ...that references b (heap B, generation 0)
+        drop(a);
+        drop(ha); // final collection of A: frees a, releases its reference to b
+    }
+    assert_eq!(hb.rc().stats().live, 1);
+    let found = hb.collect(0).unwrap();
+    assert_eq!(found, 0, "b is held by a handle: nothing is garbage");
+    assert_eq!(hb.rc().stats().live, 1, "b still alive");
+    drop(b);
+    drop(hb);
+}

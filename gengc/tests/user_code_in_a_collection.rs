@@ -291,3 +291,101 @@ fn a_callback_that_removes_itself_is_removed() {
     // SAFETY: no handle of the heap is left.
     unsafe { free_heap(owner) };
 }
+
+thread_local! {
+    static PANICS: Cell<u32> = const { Cell::new(0) };
+    static ARMED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// A panic payload whose drop panics: the collector drops the payloads of the panics it does
+/// not resume, and must survive this one too.
+struct Bomb;
+impl Drop for Bomb {
+    fn drop(&mut self) {
+        panic!("the payload's drop");
+    }
+}
+
+/// Holds nothing; once armed, its trace panics: the first time with a message, then with a
+/// Bomb.
+#[derive(Default)]
+struct Panicker;
+impl Trace for Panicker {
+    fn trace(&self, _: &mut Visit<'_>) {
+        if ARMED.with(Cell::get) {
+            if PANICS.with(|p| p.replace(p.get() + 1)) == 0 {
+                panic!("first");
+            }
+            std::panic::panic_any(Bomb);
+        }
+    }
+}
+// SAFETY: reports nothing, holds nothing (a panic is not a reference).
+static PANICKER: TypeInfo = unsafe { TypeInfo::new::<Panicker>("panicker").assume_exact_trace() };
+impl Object for Panicker {
+    const CONTAINER: bool = true;
+    fn type_info() -> &'static TypeInfo {
+        &PANICKER
+    }
+}
+
+#[test]
+fn a_second_panic_whose_payload_panics_on_drop_leaves_the_collector_usable() {
+    let h = GcHeap::new(Default::default()).unwrap();
+    let a = h.alloc(Panicker).unwrap();
+    let b = h.alloc(Panicker).unwrap();
+    ARMED.with(|x| x.set(true));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| h.collect(0)));
+    ARMED.with(|x| x.set(false));
+    let resumed = r.expect_err("a panic resumes");
+    let first_resumed = resumed.downcast_ref::<&str>() == Some(&"first");
+
+    let still_collecting = h.is_collecting();
+    let a_count = a.erase().refcnt();
+    // A fresh cycle: garbage for the next collection.
+    let n = h.alloc(Node::default()).unwrap();
+    n.kids.push(n.clone().erase());
+    drop(n);
+    let found = h.collect(0).unwrap();
+    drop(b);
+    assert!(!still_collecting, "the collection ended");
+    assert!(first_resumed, "the first panic is the one resumed");
+    assert_eq!(a_count, 1, "a's count given back");
+    assert_eq!(found, 1, "the next collection finds the cycle");
+}
+
+/// Captured by a callback: when the callback goes, it adds another.
+struct AddsOnDrop;
+impl Drop for AddsOnDrop {
+    fn drop(&mut self) {
+        if let Some(h) = HEAP.with(Cell::get) {
+            h.add_callback(Box::new(|_, _| {}));
+        }
+    }
+}
+
+#[test]
+fn a_callback_whose_drop_adds_a_callback_can_be_removed() {
+    let owner = Box::into_raw(Box::new(
+        GcHeap::new(obj_alloc::ObjConfig {
+            raw: raw_alloc::RawConfig {
+                backend: raw_alloc::Backend::System,
+                ..Default::default()
+            },
+            ..Default::default()
+        })
+        .unwrap(),
+    ));
+    // SAFETY: freed below, after the last use.
+    let h: &'static GcHeap = unsafe { &*owner };
+    HEAP.with(|c| c.set(Some(h)));
+    let guard = AddsOnDrop;
+    let id = h.add_callback(Box::new(move |_, _| {
+        let _ = &guard;
+    }));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| h.remove_callback(id)));
+    HEAP.with(|c| c.set(None));
+    // SAFETY: the box made above, freed once; no handle exists.
+    drop(unsafe { Box::from_raw(owner) });
+    assert!(r.is_ok(), "remove_callback panicked");
+}

@@ -393,10 +393,10 @@ impl RcHeap {
             });
             return;
         }
-        // The loop of `deallocation_loop` without its catch_unwind, which the hot path of every
-        // death would pay for: the user code of a death (finalizer, weakref callbacks, the
-        // payload's drop) is caught inside `dealloc_one`, so only a bug of the heap or of the
-        // container hook unwinds through here, and the guard still ends the loop then.
+        // The loop of `deallocation_loop` without its catch_unwind around the whole: the user
+        // code of a death (finalizer, weakref callbacks, the payload's drop, the prefetch's
+        // trace) is caught where it runs, so only a bug of the heap or of the container hook
+        // unwinds through here, and the guard still ends the loop then.
         heap.deallocating.set(true);
         let guard = EndLoopOnUnwind(heap);
         // SAFETY: obj is live (contract).
@@ -427,9 +427,15 @@ impl RcHeap {
         let ty = unsafe { obj.type_info() };
         if ty.has_release_only_drop() {
             let mut ask = |child: ObjPtr| prefetch(child.as_non_null().as_ptr().cast());
-            // SAFETY: a live object; the visitor only prefetches (an exact trace runs no code
-            // that makes or drops a reference, and a release-only drop's trace no user code).
-            unsafe { trace(obj, &mut crate::Visit::new(&mut ask)) };
+            // A trace is user code: one that panics is held like a payload drop's panic (this
+            // runs inside the loop), and the death goes on.
+            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| {
+                // SAFETY: a live object; the visitor only prefetches (an exact trace makes and
+                // drops no reference).
+                unsafe { trace(obj, &mut crate::Visit::new(&mut ask)) }
+            })) {
+                self.hold_panic(panic);
+            }
         }
     }
 

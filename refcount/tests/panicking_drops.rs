@@ -12,7 +12,7 @@ use std::rc::Rc;
 use common::{List, Num};
 use obj_alloc::ObjConfig;
 use raw_alloc::{Backend, RawConfig};
-use refcount::{ObjPtr, ObjRef, Object, RcHeap, Ref, RefVec, Trace, TypeInfo, Visit};
+use refcount::{ObjPtr, ObjRef, Object, RcHeap, Ref, RefCell1, RefVec, Trace, TypeInfo, Visit};
 
 /// The system backend: every block is its own allocation, so Miri sees each free (a block
 /// freed twice, or read after its free, is an error there).
@@ -490,4 +490,50 @@ fn a_panic_payload_that_panics_in_its_drop_is_leaked() {
     assert_eq!(panic_of(|| drop(list)), "drop of first");
     assert_eq!((h.stats().live, blocks(&h)), (0, 0));
     assert_frees_at_once(&h);
+}
+
+thread_local! {
+    static TRACE_ARMED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// A slot whose trace panics once armed (release-only: a slot owns no memory of its own).
+struct PanickyTraceList<'h>(RefCell1<'h>);
+impl Trace for PanickyTraceList<'_> {
+    fn trace(&self, v: &mut Visit<'_>) {
+        if TRACE_ARMED.with(|a| a.replace(false)) {
+            panic!("trace");
+        }
+        self.0.trace(v)
+    }
+    fn clear(&self) {
+        self.0.set(None)
+    }
+}
+// SAFETY: reports each held reference once, makes and drops none; the drop only releases.
+static PANICKY_TRACE_LIST: TypeInfo = unsafe {
+    TypeInfo::new::<PanickyTraceList<'static>>("panicky_trace_list")
+        .assume_exact_trace()
+        .drop_only_releases_refs()
+};
+impl Object for PanickyTraceList<'_> {
+    const CONTAINER: bool = true;
+    fn type_info() -> &'static TypeInfo {
+        &PANICKY_TRACE_LIST
+    }
+}
+
+#[test]
+fn a_trace_that_panics_in_the_prefetch_of_a_death_does_not_stop_it() {
+    let h = heap();
+    let child = h.alloc(Num(7)).unwrap().erase();
+    let r = h
+        .alloc(PanickyTraceList(RefCell1::new(Some(child))))
+        .unwrap();
+    TRACE_ARMED.with(|a| a.set(true));
+    let dropped = catch_unwind(AssertUnwindSafe(|| drop(r)));
+    assert!(
+        dropped.is_err(),
+        "the trace's panic resumes at the end of the loop"
+    );
+    assert_eq!(h.stats().live, 0, "the list and its child are freed");
 }

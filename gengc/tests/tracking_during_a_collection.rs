@@ -1,15 +1,16 @@
-//! `untrack` called by user code in the middle of a collection (here, a trace: a safe method
-//! that made no promise). An object of the running collection is untracked when the
-//! collection ends, so that the sweep and the rescue see the young set they started with; an
-//! object outside it at once.
+//! `untrack` and `track` called by user code in the middle of a collection (a trace, a
+//! finalizer). An object of the running collection is untracked when the collection ends, so
+//! that the sweep and the rescue see the young set they started with, wherever a `freeze` or
+//! an `unfreeze` moved it meanwhile; an object outside it at once. An object tracked during
+//! the collection is not one of its young objects.
 
 mod common;
 
 use std::cell::{Cell, RefCell};
 
-use common::Node;
+use common::{FinNode, Node};
 use gengc::GcHeap;
-use refcount::{ObjRef, Object, Trace, TypeInfo, Visit};
+use refcount::{ObjRef, Object, RefCell1, RefVec, Trace, TypeInfo, Visit};
 
 thread_local! {
     static HEAP: Cell<Option<&'static GcHeap>> = const { Cell::new(None) };
@@ -17,6 +18,8 @@ thread_local! {
     static TARGET: RefCell<Option<ObjRef<'static>>> = const { RefCell::new(None) };
     static MADE: RefCell<Option<ObjRef<'static>>> = const { RefCell::new(None) };
     static ALLOCATE: Cell<bool> = const { Cell::new(false) };
+    static FROZEN: RefCell<Option<ObjRef<'static>>> = const { RefCell::new(None) };
+    static TO_TRACK: RefCell<Option<ObjRef<'static>>> = const { RefCell::new(None) };
 }
 
 /// A heap that lives for `'static` (the traces reach it through a thread-local), every block
@@ -201,4 +204,148 @@ fn untracking_a_root_during_the_rescue_frees_nothing_it_holds() {
     drop((u, x));
     // SAFETY: no handle of the heap is left.
     unsafe { free_heap(owner) };
+}
+
+/// A cycle through a FinNode (so the careful path runs its finalizer).
+fn garbage_with_finalizer(h: &'static GcHeap, fin: common::FinFn) {
+    let f = h
+        .alloc(FinNode {
+            kids: RefVec::new(),
+            fin,
+        })
+        .unwrap();
+    f.kids.push(f.clone().erase());
+}
+
+#[test]
+fn an_object_untracked_then_frozen_by_a_finalizer_is_untracked_after_the_collection() {
+    let (h, owner) = static_heap();
+    garbage_with_finalizer(
+        h,
+        Box::new(|_| {
+            let h = HEAP.with(Cell::get).unwrap();
+            let x = h.alloc(Node::default()).unwrap().erase(); // generation 0
+            h.untrack(&x); // deferred: generation 0 is collected
+            h.freeze(); // x moves to the permanent generation, its mark with it
+            MADE.with(|m| *m.borrow_mut() = Some(x));
+        }),
+    );
+    assert_eq!(h.collect(0).unwrap(), 1);
+    let x = MADE.with(|m| m.borrow_mut().take()).unwrap();
+    let gen = h.generation_of(&x);
+    drop(x);
+    // SAFETY: no handle left.
+    unsafe { free_heap(owner) };
+    assert_eq!(
+        gen, None,
+        "untracked during the collection: untracked once it ended"
+    );
+}
+
+#[test]
+fn an_object_unfrozen_then_untracked_by_a_finalizer_is_untracked_after_the_collection() {
+    let (h, owner) = static_heap();
+    let y = h.alloc(Node::default()).unwrap().erase();
+    h.freeze();
+    FROZEN.with(|f| *f.borrow_mut() = Some(y));
+    garbage_with_finalizer(
+        h,
+        Box::new(|_| {
+            let h = HEAP.with(Cell::get).unwrap();
+            h.unfreeze(); // y to generation 2, collected by this collection
+            FROZEN.with(|f| h.untrack(f.borrow().as_ref().unwrap())); // deferred
+        }),
+    );
+    assert_eq!(h.collect(2).unwrap(), 1);
+    let y = FROZEN.with(|f| f.borrow_mut().take()).unwrap();
+    let gen = h.generation_of(&y);
+    drop(y);
+    // SAFETY: no handle left.
+    unsafe { free_heap(owner) };
+    assert_eq!(
+        gen, None,
+        "untracked during the collection: untracked once it ended"
+    );
+}
+
+/// Two slots, with an exact trace and a release-only drop (slots own no memory of their own,
+/// as `drop_only_releases_refs` asks).
+#[derive(Default)]
+struct Rel<'h>(RefCell1<'h>, RefCell1<'h>);
+impl Trace for Rel<'_> {
+    fn trace(&self, v: &mut Visit<'_>) {
+        self.0.trace(v);
+        self.1.trace(v);
+    }
+    fn clear(&self) {
+        self.0.set(None);
+        self.1.set(None);
+    }
+}
+// SAFETY: each held reference reported once; the drop only releases them.
+static REL: TypeInfo = unsafe {
+    TypeInfo::new::<Rel<'static>>("rel")
+        .assume_exact_trace()
+        .drop_only_releases_refs()
+};
+impl Object for Rel<'_> {
+    const CONTAINER: bool = true;
+    fn type_info() -> &'static TypeInfo {
+        &REL
+    }
+}
+
+/// One slot, the same promises, whose trace first tracks `TO_TRACK` (once).
+#[derive(Default)]
+struct Tracker<'h>(RefCell1<'h>);
+impl Trace for Tracker<'_> {
+    fn trace(&self, v: &mut Visit<'_>) {
+        if let Some(u) = TO_TRACK.with(|t| t.borrow_mut().take()) {
+            HEAP.with(Cell::get).unwrap().track(&u);
+        }
+        self.0.trace(v)
+    }
+    fn clear(&self) {
+        self.0.set(None)
+    }
+}
+// SAFETY: as Rel (tracking makes and drops no reference).
+static TRACKER: TypeInfo = unsafe {
+    TypeInfo::new::<Tracker<'static>>("tracker")
+        .assume_exact_trace()
+        .drop_only_releases_refs()
+};
+impl Object for Tracker<'_> {
+    const CONTAINER: bool = true;
+    fn type_info() -> &'static TypeInfo {
+        &TRACKER
+    }
+}
+
+#[test]
+fn an_object_tracked_during_the_sweep_is_released_by_the_garbage() {
+    let (h, owner) = static_heap();
+
+    let t = h.alloc(Tracker::default()).unwrap(); // swept first
+    let a = h.alloc(Rel::default()).unwrap();
+    let u = h.alloc(Rel::default()).unwrap().erase();
+    h.untrack(&u);
+    t.0.set(Some(a.clone().erase()));
+    a.0.set(Some(t.clone().erase()));
+    a.1.set(Some(u.clone())); // u: the handle and a
+    drop((t, a)); // t <-> a: garbage
+    TO_TRACK.with(|x| *x.borrow_mut() = Some(u.clone()));
+
+    let found = h.collect(0).unwrap();
+    let count = u.refcnt();
+    let live = h.rc().stats().live;
+    drop(u);
+    // SAFETY: no handle of the heap is left.
+    unsafe { free_heap(owner) };
+    assert_eq!(found, 2, "t and a are garbage");
+    assert_eq!(
+        (count, live),
+        (1, 1),
+        "a's reference to u released: u held by its handle only"
+    );
 }
