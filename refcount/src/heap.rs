@@ -393,21 +393,32 @@ impl RcHeap {
             });
             return;
         }
-        // The loop of `deallocation_loop` without its catch_unwind around the whole: the user
-        // code of a death (finalizer, weakref callbacks, the payload's drop, the prefetch's
-        // trace) is caught where it runs, so only a bug of the heap or of the container hook
-        // unwinds through here, and the guard still ends the loop then.
-        heap.deallocating.set(true);
-        let guard = EndLoopOnUnwind(heap);
-        // SAFETY: obj is live (contract).
-        unsafe { heap.prefetch_released(obj) };
         // SAFETY: contract.
-        unsafe { heap.dealloc_one(obj) };
-        heap.drain_pending();
+        unsafe { heap.deallocate_from(obj) }
+    }
+
+    /// The deallocation loop that a handle's drop starts (out of line, so that the deaths it
+    /// causes, which only push themselves on the pending stack in `dealloc`, pay for none of
+    /// its frame). It is `deallocation_loop` without the catch_unwind around the whole: the
+    /// user code of a death (finalizer, weakref callbacks, the payload's drop, the prefetch's
+    /// trace) is caught where it runs, so only a bug of the heap or of the container hook
+    /// unwinds through here, and the guard still ends the loop then.
+    ///
+    /// # Safety
+    /// As [`dealloc`](Self::dealloc), and `obj` belongs to this heap; no loop runs.
+    #[inline(never)]
+    unsafe fn deallocate_from(&self, obj: ObjPtr) {
+        self.deallocating.set(true);
+        let guard = EndLoopOnUnwind(self);
+        // SAFETY: obj is live (contract).
+        unsafe { self.prefetch_released(obj) };
+        // SAFETY: contract.
+        unsafe { self.dealloc_one(obj) };
+        self.drain_pending();
         std::mem::forget(guard);
-        heap.deallocating.set(false);
-        if let Some(first) = heap.held_panic.take() {
-            heap.resume_held(first);
+        self.deallocating.set(false);
+        if let Some(first) = self.held_panic.take() {
+            self.resume_held(first);
         }
     }
 
