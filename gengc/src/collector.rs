@@ -20,8 +20,8 @@ use refcount::{
 
 use crate::generation::Generation;
 use crate::header::{
-    gc_header, set_state, state, GcHeader, GARBAGE, GARBAGE_DEAD, GEN_BASE, NEW, UNREACHABLE,
-    UNTRACKED, YOUNG,
+    gc_header, is_new, set_state, state, GcHeader, GARBAGE, GARBAGE_DEAD, GEN_BASE, NEW_BASE,
+    UNREACHABLE, UNTRACKED, YOUNG,
 };
 use crate::slots::SlotSet;
 use crate::stats::{CallbackInfo, GenerationStats, Phase};
@@ -68,9 +68,13 @@ pub(crate) struct Collector {
     collecting_gen: Cell<Option<usize>>,
     /// Whether an `untrack` was deferred during the running collection.
     untracks_deferred: Cell<bool>,
-    /// Whether the running collection's young array holds generation 0's slots (from the
-    /// sweep's start to the collection's end): a container tracked then is `NEW`.
+    /// Whether the running collection's young array holds the collected generations' slots
+    /// (from the sweep's start to the collection's end): a container that joins one of them
+    /// then is `NEW_BASE + g` ([`Collector::joining_state`]).
     lent: Cell<bool>,
+    /// The collected generations a container joined during the running collection (a bit
+    /// each): only those are walked at its end.
+    joined: Cell<u8>,
     /// Whether other heaps live on this thread during the running collection: then a visited
     /// object's tracking state is only read as this collection's after checking its heap.
     mixed: Cell<bool>,
@@ -112,6 +116,7 @@ impl Collector {
             collecting_gen: Cell::new(None),
             untracks_deferred: Cell::new(false),
             lent: Cell::new(false),
+            joined: Cell::new(0),
             mixed: Cell::new(false),
             panic: Cell::new(None),
             debug: Cell::new(DebugFlags::empty()),
@@ -169,12 +174,7 @@ impl Collector {
     pub(crate) unsafe fn link(&self, obj: ObjPtr, gen: usize) {
         // SAFETY: contract.
         let (h, header) = unsafe { (gc_header(obj), obj.header()) };
-        let tracked = if gen == 0 && self.lent.get() {
-            NEW
-        } else {
-            GEN_BASE + gen as u8
-        };
-        set_state(header, tracked);
+        set_state(header, self.joining_state(gen));
         h.gc_refs.set(0);
         h.untrack_later.set(false);
         // SAFETY: a live container, untracked until now (contract).
@@ -197,7 +197,8 @@ impl Collector {
         let held = match (self.collecting_gen.get(), state(header)) {
             (None, _) => false,
             (Some(_), YOUNG | UNREACHABLE) => true,
-            (Some(_), UNTRACKED | GARBAGE | GARBAGE_DEAD | NEW) => false,
+            (Some(_), s) if is_new(s) => false,
+            (Some(_), UNTRACKED | GARBAGE | GARBAGE_DEAD) => false,
             (Some(collected), s) => ((s - GEN_BASE) as usize) <= collected,
         };
         if held {
@@ -225,17 +226,35 @@ impl Collector {
         }
     }
 
-    /// At the end of a collection: generation 0's `NEW` objects become ordinary ones, and, if
+    /// The state of a container joining generation `gen`: `NEW_BASE + gen` when a running
+    /// collection lent `gen`'s slots to its young array (the container is not young), else
+    /// `gen`'s.
+    fn joining_state(&self, gen: usize) -> u8 {
+        match self.collecting_gen.get() {
+            Some(collected) if self.lent.get() && gen <= collected => {
+                self.joined.set(self.joined.get() | 1 << gen);
+                NEW_BASE + gen as u8
+            }
+            _ => GEN_BASE + gen as u8,
+        }
+    }
+
+    /// At the end of a collection: the `NEW` objects become ordinary ones, and, if
     /// `untrack` was deferred, the marked objects outside the young array (`move_survivors`
     /// did those) are untracked: objects made during the collection, or moved by a `freeze`
     /// or an `unfreeze` that ran meanwhile, in any generation.
     fn end_tracking_changes(&self) {
-        if self.lent.replace(false) {
-            for obj in self.gens[0].borrow().iter() {
-                // SAFETY: objects of a generation are live containers.
-                let header = unsafe { obj.header() };
-                if state(header) == NEW {
-                    set_state(header, GEN_BASE);
+        self.lent.set(false);
+        let joined = self.joined.replace(0);
+        for (g, gen) in self.gens[..NUM_GENERATIONS].iter().enumerate() {
+            if joined & 1 << g != 0 {
+                for obj in gen.borrow().iter() {
+                    // SAFETY: objects of a generation are live containers.
+                    let header = unsafe { obj.header() };
+                    let s = state(header);
+                    if is_new(s) {
+                        set_state(header, GEN_BASE + (s - NEW_BASE));
+                    }
                 }
             }
         }
@@ -270,8 +289,12 @@ impl Collector {
             // Out of every array already (the careful path's list is not an index).
             GARBAGE | GARBAGE_DEAD => {}
             YOUNG => self.young.borrow_mut()[index] = None,
-            // SAFETY: a NEW object's GC header names its slot in generation 0.
-            NEW => unsafe { self.gens[0].borrow_mut().remove(index) },
+            // SAFETY: a NEW object's GC header names its slot in its generation.
+            s if is_new(s) => unsafe {
+                self.gens[(s - NEW_BASE) as usize]
+                    .borrow_mut()
+                    .remove(index)
+            },
             UNREACHABLE => {
                 self.unreachable.borrow_mut().remove(index);
                 self.young.borrow_mut()[index] = None;
@@ -297,7 +320,7 @@ impl Collector {
         match state(unsafe { obj.header() }) {
             UNTRACKED => None,
             YOUNG | UNREACHABLE | GARBAGE | GARBAGE_DEAD => Some(NUM_GENERATIONS + 1), // running
-            NEW => Some(0),
+            s if is_new(s) => Some((s - NEW_BASE) as usize),
             g => Some((g - GEN_BASE) as usize),
         }
     }
@@ -312,7 +335,7 @@ impl Collector {
         for obj in moved.into_iter().flatten() {
             // SAFETY: tracked objects are live containers; `obj` left generation `from` above.
             unsafe {
-                set_state(obj.header(), GEN_BASE + to as u8);
+                set_state(obj.header(), self.joining_state(to));
                 dest.push(obj);
             }
         }
@@ -454,6 +477,9 @@ impl Collector {
     /// turn comes, in order: a callback may add callbacks (they hear the next phase) or remove
     /// any, itself included. A panicking callback goes to the unraisable hook.
     fn invoke_callbacks(&self, phase: Phase, info: CallbackInfo) {
+        if !self.rc().user_code_enabled() {
+            return; // a heap being torn down runs no user code
+        }
         let limit = self.next_callback_id.get();
         let mut last = 0;
         loop {
@@ -645,8 +671,8 @@ impl Collector {
     /// `refs_outside` says whether it references anything outside the young set (an atom, an
     /// older or frozen object, `gc.garbage`'s): a child counts as inside if its state is
     /// YOUNG or a collected generation, which at the end means YOUNG (a dying object of a
-    /// collected generation has no counted referrer, and a container tracked during the
-    /// sweep is NEW, not generation 0).
+    /// collected generation has no counted referrer, and a container that joins one during the
+    /// sweep is NEW, not of its generation's state).
     ///
     /// One sweep is enough because `gc_refs` is 0 outside a collection: each object adds its
     /// count, each reference from a young object subtracts one, in any order. A visited object
@@ -715,7 +741,7 @@ impl Collector {
                 self.gens[gen].borrow_mut().drain_into(&mut young);
             }
         }
-        // From here on a container tracked into generation 0 is not young (NEW).
+        // From here on a container that joins a collected generation is not young (NEW).
         self.lent.set(true);
         let mut kept = 0;
         let mut pinning = true;

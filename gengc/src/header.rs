@@ -9,8 +9,8 @@
 //!   +------------------+----------------+--------+--------+---------+  +--------+-------------+----+
 //!   state:   (upper 16 flag bits) UNTRACKED = 0 (zeroed objects and atoms start untracked);
 //!            1..=4 = generations 0, 1, 2 and permanent, stored off by one; YOUNG = in the array
-//!            of a running collection; NEW = generation 0, tracked during a running
-//!            collection (not young); UNREACHABLE = found unreachable by its scan, count
+//!            of a running collection; NEW_BASE + g = generation g, joined during a running
+//!            collection of it (not young); UNREACHABLE = found unreachable by its scan, count
 //!            pinned; GARBAGE = in the unreachable list of the careful path; GARBAGE_DEAD =
 //!            being cleared
 //!   index:   the object's slot in the Vec of its generation or of the running collection;
@@ -46,11 +46,18 @@ pub(crate) const UNREACHABLE: u8 = GEN_BASE + 5;
 pub(crate) const GARBAGE: u8 = GEN_BASE + 6;
 /// Garbage being cleared: no longer a candidate for anything, dies when its count falls.
 pub(crate) const GARBAGE_DEAD: u8 = GEN_BASE + 7;
-/// Generation 0, for a container tracked while a collection's sweep and what follows run
-/// (generation 0 lent its slots to the young array): not one of the young objects, so a
-/// reference to it leads out of the young set. Back to generation 0's state when the
-/// collection ends.
-pub(crate) const NEW: u8 = GEN_BASE + 8;
+/// `NEW_BASE + g`: generation `g`, for a container that joined it while a collection of `g`
+/// or an older generation runs its sweep and what follows (`g` lent its slots to the young
+/// array): tracked then (into generation 0) or thawed then (`unfreeze`, into generation 2).
+/// Not one of the young objects, so a reference to it leads out of the young set. Back to
+/// generation `g`'s state when the collection ends.
+pub(crate) const NEW_BASE: u8 = GEN_BASE + 8;
+
+/// Whether a state is one of the `NEW_BASE + g`.
+#[inline]
+pub(crate) fn is_new(state: u8) -> bool {
+    (NEW_BASE..NEW_BASE + 3).contains(&state)
+}
 
 /// The collector's per-object numbers.
 #[repr(C)]

@@ -20,6 +20,7 @@ thread_local! {
     static ALLOCATE: Cell<bool> = const { Cell::new(false) };
     static FROZEN: RefCell<Option<ObjRef<'static>>> = const { RefCell::new(None) };
     static TO_TRACK: RefCell<Option<ObjRef<'static>>> = const { RefCell::new(None) };
+    static THAW_ARMED: Cell<bool> = const { Cell::new(false) };
 }
 
 /// A heap that lives for `'static` (the traces reach it through a thread-local), every block
@@ -348,4 +349,83 @@ fn an_object_tracked_during_the_sweep_is_released_by_the_garbage() {
         (1, 1),
         "a's reference to u released: u held by its handle only"
     );
+}
+
+/// One slot, same promises; once armed, its trace calls `unfreeze` (which makes and drops no
+/// reference).
+#[derive(Default)]
+struct Thawer<'h>(RefCell1<'h>);
+impl Trace for Thawer<'_> {
+    fn trace(&self, v: &mut Visit<'_>) {
+        if THAW_ARMED.with(|a| a.replace(false)) {
+            HEAP.with(Cell::get).unwrap().unfreeze();
+        }
+        self.0.trace(v)
+    }
+    fn clear(&self) {
+        self.0.set(None)
+    }
+}
+// SAFETY: as Rel.
+static THAWER: TypeInfo = unsafe {
+    TypeInfo::new::<Thawer<'static>>("thawer")
+        .assume_exact_trace()
+        .drop_only_releases_refs()
+};
+impl Object for Thawer<'_> {
+    const CONTAINER: bool = true;
+    fn type_info() -> &'static TypeInfo {
+        &THAWER
+    }
+}
+
+#[test]
+fn an_object_unfrozen_during_the_sweep_is_released_by_the_garbage() {
+    let (h, owner) = static_heap();
+    let y = h.alloc(Rel::default()).unwrap().erase();
+    h.freeze(); // y: permanent generation
+
+    let t = h.alloc(Thawer::default()).unwrap(); // swept first
+    let a = h.alloc(Rel::default()).unwrap();
+    t.0.set(Some(a.clone().erase()));
+    a.0.set(Some(t.clone().erase()));
+    a.1.set(Some(y.clone())); // y: its handle and a
+    drop((t, a)); // t <-> a: garbage
+    THAW_ARMED.with(|x| x.set(true));
+
+    let found = h.collect(2).unwrap();
+    let count = y.refcnt();
+    let gen = h.generation_of(&y);
+    let live = h.rc().stats().live;
+    drop(y);
+    let live_after = h.rc().stats().live;
+    // SAFETY: no handle of the heap is left.
+    unsafe { free_heap(owner) };
+    assert_eq!(found, 2, "t and a are garbage");
+    assert_eq!(gen, Some(2), "y thawed into generation 2");
+    assert_eq!(
+        (count, live, live_after),
+        (1, 1, 0),
+        "a's reference to y released: y held by its handle only, freed when it goes"
+    );
+}
+
+/// The same garbage with no unfreeze during the sweep (y frozen throughout) releases y.
+#[test]
+fn the_same_garbage_without_the_unfreeze_releases_the_frozen_object() {
+    let (h, owner) = static_heap();
+    let y = h.alloc(Rel::default()).unwrap().erase();
+    h.freeze();
+    let t = h.alloc(Thawer::default()).unwrap();
+    let a = h.alloc(Rel::default()).unwrap();
+    t.0.set(Some(a.clone().erase()));
+    a.0.set(Some(t.clone().erase()));
+    a.1.set(Some(y.clone()));
+    drop((t, a));
+    let found = h.collect(2).unwrap();
+    let count = y.refcnt();
+    drop(y);
+    // SAFETY: no handle of the heap is left.
+    unsafe { free_heap(owner) };
+    assert_eq!((found, count), (2, 1));
 }
