@@ -93,6 +93,9 @@ pub(crate) struct Collector {
     /// invocation, so that a callback may add or remove callbacks, itself included.
     pub(crate) callbacks: RefCell<Vec<(u64, SharedCallback)>>,
     pub(crate) next_callback_id: Cell<u64>,
+    /// Whether the heap is being dropped: a callback added then (by the drop of another) is
+    /// never registered.
+    pub(crate) callbacks_closed: Cell<bool>,
     /// Scratch memory of a collection, reset after each.
     scratch: Cell<Option<Bump>>,
     /// The refcount tier holds the collector's address (its container hook): it must not move.
@@ -127,6 +130,7 @@ impl Collector {
             garbage: RefCell::new(Vec::new()),
             callbacks: RefCell::new(Vec::new()),
             next_callback_id: Cell::new(1),
+            callbacks_closed: Cell::new(false),
             scratch: Cell::new(Some(Bump::new())),
             _pinned: PhantomPinned,
         }
@@ -477,9 +481,6 @@ impl Collector {
     /// turn comes, in order: a callback may add callbacks (they hear the next phase) or remove
     /// any, itself included. A panicking callback goes to the unraisable hook.
     fn invoke_callbacks(&self, phase: Phase, info: CallbackInfo) {
-        if !self.rc().user_code_enabled() {
-            return; // a heap being torn down runs no user code
-        }
         let limit = self.next_callback_id.get();
         let mut last = 0;
         loop {
