@@ -93,9 +93,6 @@ pub(crate) struct Collector {
     /// invocation, so that a callback may add or remove callbacks, itself included.
     pub(crate) callbacks: RefCell<Vec<(u64, SharedCallback)>>,
     pub(crate) next_callback_id: Cell<u64>,
-    /// Whether the heap is being dropped: a callback added then (by the drop of another) is
-    /// never registered.
-    pub(crate) callbacks_closed: Cell<bool>,
     /// Scratch memory of a collection, reset after each.
     scratch: Cell<Option<Bump>>,
     /// The refcount tier holds the collector's address (its container hook): it must not move.
@@ -130,7 +127,6 @@ impl Collector {
             garbage: RefCell::new(Vec::new()),
             callbacks: RefCell::new(Vec::new()),
             next_callback_id: Cell::new(1),
-            callbacks_closed: Cell::new(false),
             scratch: Cell::new(Some(Bump::new())),
             _pinned: PhantomPinned,
         }

@@ -266,12 +266,6 @@ impl GcHeap {
     pub fn add_callback(&self, cb: GcCallback) -> CallbackId {
         let id = self.collector.next_callback_id.get();
         self.collector.next_callback_id.set(id + 1);
-        if self.collector.callbacks_closed.get() {
-            // The heap is being dropped (this is a callback's drop adding one): it would never
-            // run, its final collection calls none.
-            drop(cb);
-            return CallbackId(id);
-        }
         self.collector
             .callbacks
             .borrow_mut()
@@ -341,9 +335,7 @@ impl Drop for GcHeap {
         self.clear_garbage();
         self.unfreeze();
         self.set_debug(DebugFlags::empty());
-        // Dropped after the borrow: a callback's captured state runs user code when dropped,
-        // and may add callbacks, which are dropped at once from now on.
-        self.collector.callbacks_closed.set(true);
+        // Dropped after the borrow: a callback's captured state runs user code when dropped.
         let callbacks = std::mem::take(&mut *self.collector.callbacks.borrow_mut());
         drop(callbacks);
         self.collector.collect_with_callback(NUM_GENERATIONS - 1);

@@ -330,6 +330,10 @@ impl Object for Panicker {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "the payload whose drop panics is leaked on purpose, which Miri reports as a leak"
+)]
 fn a_second_panic_whose_payload_panics_on_drop_leaves_the_collector_usable() {
     let h = GcHeap::new(Default::default()).unwrap();
     let a = h.alloc(Panicker).unwrap();
@@ -388,50 +392,4 @@ fn a_callback_whose_drop_adds_a_callback_can_be_removed() {
     // SAFETY: the box made above, freed once; no handle exists.
     drop(unsafe { Box::from_raw(owner) });
     assert!(r.is_ok(), "remove_callback panicked");
-}
-
-thread_local! {
-    static CALLED: Cell<u32> = const { Cell::new(0) };
-}
-
-/// Captured by a callback: when the callback goes, it adds one that counts its calls.
-struct AddsCountingOnDrop;
-impl Drop for AddsCountingOnDrop {
-    fn drop(&mut self) {
-        if let Some(h) = HEAP.with(Cell::get) {
-            h.add_callback(Box::new(|_, _| CALLED.with(|c| c.set(c.get() + 1))));
-        }
-    }
-}
-
-/// A heap being dropped runs no user code in its final collection, not even a callback that
-/// the drop of another callback added.
-#[test]
-fn no_callback_runs_in_the_final_collection_of_a_dropped_heap() {
-    let owner = Box::into_raw(Box::new(
-        GcHeap::new(obj_alloc::ObjConfig {
-            raw: raw_alloc::RawConfig {
-                backend: raw_alloc::Backend::System,
-                ..Default::default()
-            },
-            ..Default::default()
-        })
-        .unwrap(),
-    ));
-    // SAFETY: freed below, after the last use.
-    let h: &'static GcHeap = unsafe { &*owner };
-    HEAP.with(|c| c.set(Some(h)));
-    let guard = AddsCountingOnDrop;
-    h.add_callback(Box::new(move |_, _| {
-        let _ = &guard;
-    }));
-    // SAFETY: the box made above, freed once; no handle exists. HEAP stays set while the heap
-    // drops (the guard's drop runs inside GcHeap::drop).
-    drop(unsafe { Box::from_raw(owner) });
-    HEAP.with(|c| c.set(None));
-    let called = CALLED.with(Cell::get);
-    assert_eq!(
-        called, 0,
-        "a callback ran during the heap's drop ({called} calls)"
-    );
 }
