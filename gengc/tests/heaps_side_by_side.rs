@@ -4,20 +4,7 @@
 
 mod common;
 
-use common::Node;
-use gengc::GcHeap;
-
-/// Every block from the system allocator, so that Miri sees each free.
-fn heap() -> GcHeap {
-    GcHeap::new(obj_alloc::ObjConfig {
-        raw: raw_alloc::RawConfig {
-            backend: raw_alloc::Backend::System,
-            ..Default::default()
-        },
-        ..Default::default()
-    })
-    .unwrap()
-}
+use common::{system_heap as heap, Node};
 
 /// x (heap 1, held by a handle) references y (heap 2, generation 0): y's state says
 /// "generation 0", but not heap 1's, so x's reference to it is a reference out of the young

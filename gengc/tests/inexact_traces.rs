@@ -8,7 +8,7 @@ mod common;
 
 use std::cell::Cell;
 
-use common::Node;
+use common::{system_heap, Node};
 
 use gengc::GcHeap;
 use refcount::{ObjRef, Object, RefCell1, RefVec, Trace, TypeInfo, Visit};
@@ -62,18 +62,6 @@ fn an_over_reporting_trace_never_frees_an_object_held_from_outside() {
     drop(b);
     h.collect(2).unwrap();
     assert_eq!(h.rc().stats().live, before - 2);
-}
-
-/// Every block from the system allocator, so that Miri sees each free.
-fn system_heap() -> GcHeap {
-    GcHeap::new(obj_alloc::ObjConfig {
-        raw: raw_alloc::RawConfig {
-            backend: raw_alloc::Backend::System,
-            ..Default::default()
-        },
-        ..Default::default()
-    })
-    .unwrap()
 }
 
 /// Reports its slot for its first `reports` traces only; never drops anything.

@@ -12,6 +12,23 @@ use common::{FinNode, Node};
 use gengc::GcHeap;
 use refcount::{ObjRef, Object, RefCell1, RefVec, Trace, TypeInfo, Visit};
 
+/// A `'static` system heap ([`common::static_heap`]) that user code reaches through `HEAP`.
+fn static_heap() -> (&'static GcHeap, *mut GcHeap) {
+    let (h, owner) = common::static_heap();
+    HEAP.with(|c| c.set(Some(h)));
+    (h, owner)
+}
+
+/// Frees a heap from [`static_heap`].
+///
+/// # Safety
+/// As [`common::free_heap`].
+unsafe fn free_heap(owner: *mut GcHeap) {
+    HEAP.with(|c| c.set(None));
+    // SAFETY: contract.
+    unsafe { common::free_heap(owner) }
+}
+
 thread_local! {
     static HEAP: Cell<Option<&'static GcHeap>> = const { Cell::new(None) };
     static ARMED: Cell<bool> = const { Cell::new(false) };
@@ -21,36 +38,6 @@ thread_local! {
     static FROZEN: RefCell<Option<ObjRef<'static>>> = const { RefCell::new(None) };
     static TO_TRACK: RefCell<Option<ObjRef<'static>>> = const { RefCell::new(None) };
     static THAW_ARMED: Cell<bool> = const { Cell::new(false) };
-}
-
-/// A heap that lives for `'static` (the traces reach it through a thread-local), every block
-/// from the system allocator so that Miri sees each free; and the box to give back to
-/// [`free_heap`] once no handle is left.
-fn static_heap() -> (&'static GcHeap, *mut GcHeap) {
-    let owner = Box::into_raw(Box::new(
-        GcHeap::new(obj_alloc::ObjConfig {
-            raw: raw_alloc::RawConfig {
-                backend: raw_alloc::Backend::System,
-                ..Default::default()
-            },
-            ..Default::default()
-        })
-        .unwrap(),
-    ));
-    // SAFETY: the box is only freed by free_heap, after the last use of this reference.
-    let h: &'static GcHeap = unsafe { &*owner };
-    HEAP.with(|c| c.set(Some(h)));
-    (h, owner)
-}
-
-/// Frees a heap from [`static_heap`].
-///
-/// # Safety
-/// No handle of the heap is left, and its `'static` reference is not used again.
-unsafe fn free_heap(owner: *mut GcHeap) {
-    HEAP.with(|c| c.set(None));
-    // SAFETY: the box static_heap made, freed once (contract).
-    drop(unsafe { Box::from_raw(owner) });
 }
 
 /// Holds nothing. Once armed, its next trace (optionally) allocates a node, kept in `MADE`,

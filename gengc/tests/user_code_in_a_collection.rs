@@ -11,7 +11,7 @@ use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 
-use common::Node;
+use common::{free_heap, static_heap, Node};
 use gengc::{CallbackId, DebugFlags, GcHeap};
 use refcount::{ObjRef, Object, RefCell1, Trace, TypeInfo, Visit, Weak};
 use tracing::span::{Attributes, Id, Record};
@@ -48,23 +48,6 @@ impl Subscriber for Cloner {
     }
     fn enter(&self, _: &Id) {}
     fn exit(&self, _: &Id) {}
-}
-
-/// A heap that lives for `'static` (handles stored in thread-locals need one), and the box to
-/// give back to [`free_heap`] once no handle is left.
-fn static_heap() -> (&'static GcHeap, *mut GcHeap) {
-    let owner = Box::into_raw(Box::new(GcHeap::new(Default::default()).unwrap()));
-    // SAFETY: the box is only freed by free_heap, after the last use of this reference.
-    (unsafe { &*owner }, owner)
-}
-
-/// Frees a heap from [`static_heap`].
-///
-/// # Safety
-/// No handle of the heap is left, and its `'static` reference is not used again.
-unsafe fn free_heap(owner: *mut GcHeap) {
-    // SAFETY: the box static_heap made, freed once (contract).
-    drop(unsafe { Box::from_raw(owner) });
 }
 
 #[test]

@@ -1,11 +1,43 @@
 //! Container types for the collector's tests: a list-like node, a node with a finalizer given
-//! as a closure, a node with a legacy finalizer, and an atom.
+//! as a closure, a node with a legacy finalizer, and an atom; and heaps whose every block comes
+//! from the system allocator, so that Miri sees each free.
 #![allow(dead_code)]
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use gengc::GcHeap;
 use refcount::{ObjRef, Object, RefVec, Trace, TypeInfo, Visit};
+
+/// A heap whose every block comes from the system allocator, so that Miri sees each free (the
+/// arena backend keeps freed blocks in mapped pools).
+pub fn system_heap() -> GcHeap {
+    GcHeap::new(obj_alloc::ObjConfig {
+        raw: raw_alloc::RawConfig {
+            backend: raw_alloc::Backend::System,
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+/// A [`system_heap`] that lives for `'static` (for user code that reaches it through a
+/// thread-local), and the box to give back to [`free_heap`] once no handle is left.
+pub fn static_heap() -> (&'static GcHeap, *mut GcHeap) {
+    let owner = Box::into_raw(Box::new(system_heap()));
+    // SAFETY: the box is only freed by free_heap, after the last use of this reference.
+    (unsafe { &*owner }, owner)
+}
+
+/// Frees a heap from [`static_heap`].
+///
+/// # Safety
+/// No handle of the heap is left, and its `'static` reference is not used again.
+pub unsafe fn free_heap(owner: *mut GcHeap) {
+    // SAFETY: the box static_heap made, freed once (contract).
+    drop(unsafe { Box::from_raw(owner) });
+}
 
 /// A container holding references (a list, a dict's values, an instance's attributes).
 #[derive(Default)]
