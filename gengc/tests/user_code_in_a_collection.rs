@@ -28,10 +28,10 @@ thread_local! {
     static HEAP: Cell<Option<&'static GcHeap>> = const { Cell::new(None) };
 }
 
-/// A subscriber that clones `TARGET` on each of the collector's events.
-struct Cloner;
+/// A subscriber that runs a function on each of the collector's events.
+struct OnGcEvent(fn());
 
-impl Subscriber for Cloner {
+impl Subscriber for OnGcEvent {
     fn enabled(&self, _: &Metadata<'_>) -> bool {
         true
     }
@@ -42,12 +42,23 @@ impl Subscriber for Cloner {
     fn record_follows_from(&self, _: &Id, _: &Id) {}
     fn event(&self, event: &Event<'_>) {
         if event.metadata().target() == "gengc" {
-            let clone = TARGET.with(|t| t.borrow().clone());
-            HELD.with(|h| h.borrow_mut().extend(clone));
+            (self.0)()
         }
     }
     fn enter(&self, _: &Id) {}
     fn exit(&self, _: &Id) {}
+}
+
+/// Clones `TARGET` into `HELD`.
+fn clone_target() {
+    let clone = TARGET.with(|t| t.borrow().clone());
+    HELD.with(|h| h.borrow_mut().extend(clone));
+}
+
+/// Upgrades `WEAK` and keeps what it got in `HELD`.
+fn upgrade_weak() {
+    let strong = WEAK.with(|w| w.borrow().as_ref().and_then(Weak::upgrade));
+    HELD.with(|h| h.borrow_mut().extend(strong.map(|s| s.erase())));
 }
 
 #[test]
@@ -60,7 +71,8 @@ fn handles_a_subscriber_clones_during_a_collection_are_counted() {
     assert_eq!(young.refcnt(), 3);
     h.set_debug(DebugFlags::STATS | DebugFlags::COLLECTABLE);
 
-    let found = tracing::subscriber::with_default(Cloner, || h.collect(2).unwrap());
+    let found =
+        tracing::subscriber::with_default(OnGcEvent(clone_target), || h.collect(2).unwrap());
 
     assert_eq!(found, 0);
     let clones = HELD.with(|held| held.borrow().len());
@@ -139,29 +151,6 @@ fn handles_a_trace_without_the_exact_promise_clones_are_counted() {
     unsafe { free_heap(owner) };
 }
 
-/// A subscriber that upgrades `WEAK` on each of the collector's events and keeps what it got
-/// in `HELD`.
-struct Upgrader;
-
-impl Subscriber for Upgrader {
-    fn enabled(&self, _: &Metadata<'_>) -> bool {
-        true
-    }
-    fn new_span(&self, _: &Attributes<'_>) -> Id {
-        Id::from_u64(1)
-    }
-    fn record(&self, _: &Id, _: &Record<'_>) {}
-    fn record_follows_from(&self, _: &Id, _: &Id) {}
-    fn event(&self, event: &Event<'_>) {
-        if event.metadata().target() == "gengc" {
-            let strong = WEAK.with(|w| w.borrow().as_ref().and_then(Weak::upgrade));
-            HELD.with(|h| h.borrow_mut().extend(strong.map(|s| s.erase())));
-        }
-    }
-    fn enter(&self, _: &Id) {}
-    fn exit(&self, _: &Id) {}
-}
-
 /// A weak reference reaches garbage: no event of the collector may come while the garbage's
 /// counts are pinned, or the subscriber's upgrade goes uncounted and the object is freed under
 /// its handle.
@@ -184,7 +173,7 @@ fn a_weakref_a_subscriber_upgrades_during_a_collection_keeps_its_object() {
     WEAK.with(|w| *w.borrow_mut() = Some(weak));
     h.set_debug(DebugFlags::STATS);
 
-    tracing::subscriber::with_default(Upgrader, || h.collect(0).unwrap());
+    tracing::subscriber::with_default(OnGcEvent(upgrade_weak), || h.collect(0).unwrap());
 
     let held = HELD.with(|h| h.borrow().len());
     assert!(
