@@ -185,7 +185,7 @@ impl Collector {
     /// running and holds `obj` (in its young array or its unreachable set, or in a generation
     /// it collects, whose slots its young array took). Then the object stays where it is,
     /// marked, and is untracked when the collection ends (`move_survivors`, or
-    /// [`Collector::untrack_deferred`] for an object made during the collection): the sweep
+    /// [`Collector::end_tracking_changes`] for one outside the young array): the sweep
     /// and the rescue must see the young set they started with, or a reference they subtracted
     /// from an object's count would never be traced back.
     ///
