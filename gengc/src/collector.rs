@@ -3,7 +3,6 @@
 //! [`Collector::collect_main`] reads as CPython 3.11's `gc_collect_main`: each phase is a
 //! function named after what it does, and the comment above it says what holds when it returns.
 
-use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::marker::PhantomPinned;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
@@ -14,7 +13,7 @@ use bumpalo::collections::Vec as BumpVec;
 use bumpalo::Bump;
 use obj_alloc::prefetch;
 use refcount::{
-    ContainerHook, ObjHeader, ObjPtr, ObjRef, Object, RcHeap, Unraisable, Visit, WeakRefObj,
+    ContainerHook, FirstPanic, ObjHeader, ObjPtr, ObjRef, Object, RcHeap, Visit, WeakRefObj,
     IMMORTAL,
 };
 
@@ -81,7 +80,7 @@ pub(crate) struct Collector {
     /// The first panic of user code (a trace, a clear, a payload's drop) that the running
     /// collection caught: it finishes consistently (see [`Collector::catching`]), then
     /// `collect` resumes it.
-    panic: Cell<Option<Box<dyn Any + Send>>>,
+    panic: FirstPanic,
     pub(crate) debug: Cell<DebugFlags>,
     pub(crate) stats: Cell<[GenerationStats; NUM_GENERATIONS]>,
     pub(crate) long_lived_total: Cell<u64>,
@@ -118,7 +117,7 @@ impl Collector {
             lent: Cell::new(false),
             joined: Cell::new(0),
             mixed: Cell::new(false),
-            panic: Cell::new(None),
+            panic: FirstPanic::new(),
             debug: Cell::new(DebugFlags::empty()),
             stats: Cell::new([GenerationStats::default(); NUM_GENERATIONS]),
             long_lived_total: Cell::new(0),
@@ -401,9 +400,7 @@ impl Collector {
             },
         );
         self.collecting.set(false);
-        if let Some(panic) = self.panic.take() {
-            resume_unwind(panic);
-        }
+        self.panic.resume();
         m + n
     }
 
@@ -413,32 +410,12 @@ impl Collector {
     /// [`Collector::panicked`] and does only what stays sound when `f` stopped half way
     /// (a trace that reported part of its references, garbage partly freed).
     fn catching(&self, f: impl FnOnce()) {
-        if let Err(panic) = catch_unwind(AssertUnwindSafe(f)) {
-            self.keep_panic(panic);
-        }
-    }
-
-    /// Keeps a panic of user code for the end of the collection, unless one is kept already.
-    #[cold]
-    fn keep_panic(&self, panic: Box<dyn Any + Send>) {
-        match self.panic.take() {
-            None => self.panic.set(Some(panic)),
-            Some(first) => {
-                self.panic.set(Some(first));
-                // A payload is user code when dropped: should it panic, it is leaked.
-                if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(panic))) {
-                    std::mem::forget(again);
-                }
-            }
-        }
+        self.panic.catch(f);
     }
 
     /// Whether user code panicked during the running collection.
     fn panicked(&self) -> bool {
-        let panic = self.panic.take();
-        let panicked = panic.is_some();
-        self.panic.set(panic);
-        panicked
+        self.panic.is_held()
     }
 
     /// Whether a tracked object belongs to this collector's heap (a strong reference may lead
@@ -492,19 +469,8 @@ impl Collector {
             let Ok(mut cb) = cb.try_borrow_mut() else {
                 continue;
             };
-            if let Err(panic) =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (*cb)(phase, &info)))
-            {
-                let message = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_default();
-                self.rc().report_unraisable(Unraisable {
-                    context: "gc callback",
-                    type_name: "callback",
-                    message,
-                });
+            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| (*cb)(phase, &info))) {
+                self.rc().report_panic("gc callback", "callback", panic);
             }
         }
     }
@@ -811,7 +777,7 @@ impl Collector {
                 }
             }));
             if let Err(panic) = swept {
-                self.keep_panic(panic);
+                self.panic.keep(panic);
                 filling
                     .owners
                     .resize(filling.children.len(), kept.saturating_sub(1) as u32);

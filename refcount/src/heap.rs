@@ -13,7 +13,6 @@
 //! loop ends, the heap out of the loop and its counters consistent. Later panics of the same
 //! loop are dropped (their message was printed by the panic hook when they happened).
 
-use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::marker::PhantomPinned;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
@@ -25,6 +24,7 @@ use raw_alloc::OutOfMemory;
 
 use crate::handle::{ObjPtr, ObjRef, Ref};
 use crate::header::{ObjHeader, FINALIZED, HAS_WEAKREFS, HEADER_SIZE};
+use crate::panics::{drop_panic, panic_message, resume_or_drop, FirstPanic, PanicPayload};
 use crate::stats::RcStats;
 use crate::type_info::{items_offset, Object, TypeInfo, VarObject};
 use crate::weak::WeakTable;
@@ -96,7 +96,7 @@ pub struct RcHeap {
     pending: RefCell<Vec<ObjPtr>>,
     /// The first panic of a payload drop in the running deallocation loop, resumed when the
     /// loop ends (None outside a loop).
-    held_panic: Cell<Option<Box<dyn Any + Send>>>,
+    held_panic: FirstPanic,
     /// The lengths of the variable-size objects of a [`free_garbage`](Self::free_garbage) call,
     /// read after their payloads are gone (kept for its capacity).
     garbage_lens: Cell<Vec<usize>>,
@@ -124,7 +124,7 @@ impl RcHeap {
             alloc: ObjAlloc::new(config)?,
             deallocating: Cell::new(false),
             pending: RefCell::new(Vec::new()),
-            held_panic: Cell::new(None),
+            held_panic: FirstPanic::new(),
             garbage_lens: Cell::new(Vec::new()),
             garbage_children: Cell::new(Vec::new()),
             garbage_types: Cell::new(Vec::new()),
@@ -417,9 +417,7 @@ impl RcHeap {
         self.drain_pending();
         std::mem::forget(guard);
         self.deallocating.set(false);
-        if let Some(first) = self.held_panic.take() {
-            self.resume_held(first);
-        }
+        self.held_panic.resume();
     }
 
     /// Asks the CPU for the headers of the objects whose references the drop of `obj` is about
@@ -447,19 +445,6 @@ impl RcHeap {
             })) {
                 self.hold_panic(panic);
             }
-        }
-    }
-
-    /// Resumes the first panic of a payload drop at the end of a deallocation loop, or drops
-    /// it when the thread is already unwinding (resuming would abort: the panic in flight is
-    /// the first).
-    #[cold]
-    #[inline(never)]
-    fn resume_held(&self, first: Box<dyn Any + Send>) {
-        if std::thread::panicking() {
-            drop_panic(first);
-        } else {
-            resume_unwind(first)
         }
     }
 
@@ -494,11 +479,8 @@ impl RcHeap {
         match (ran, held) {
             (Ok(r), None) => r,
             (Ok(r), Some(first)) => {
-                if std::thread::panicking() {
-                    drop_panic(first);
-                    return r;
-                }
-                resume_unwind(first)
+                resume_or_drop(first);
+                r
             }
             (Err(first), None) => resume_unwind(first),
             (Err(second), Some(first)) => {
@@ -512,18 +494,12 @@ impl RcHeap {
     /// one is kept already: the first one resumes, later ones are dropped.
     #[cold]
     #[inline(never)]
-    fn hold_panic(&self, panic: Box<dyn Any + Send>) {
+    fn hold_panic(&self, panic: PanicPayload) {
         debug_assert!(
             self.deallocating.get(),
             "panics are held inside a loop only"
         );
-        match self.held_panic.take() {
-            None => self.held_panic.set(Some(panic)),
-            Some(first) => {
-                self.held_panic.set(Some(first));
-                drop_panic(panic);
-            }
-        }
+        self.held_panic.keep(panic);
     }
 
     /// Frees everything on the pending stack, and what dies meanwhile.
@@ -851,17 +827,20 @@ impl RcHeap {
         }
     }
 
-    fn report_panic(
+    /// Reports the panic of user code that nobody can catch (a finalizer, a weakref callback,
+    /// a gc callback) as [unraisable](Self::report_unraisable), with the panic's message.
+    pub fn report_panic(
         &self,
         context: &'static str,
         type_name: &'static str,
-        panic: Box<dyn std::any::Any + Send>,
+        panic: PanicPayload,
     ) {
         self.report_unraisable(Unraisable {
             context,
             type_name,
             message: panic_message(panic.as_ref()),
         });
+        drop_panic(panic);
     }
 
     /// Reports a failure nobody can catch (`sys.unraisablehook`): to the installed hook, or as
@@ -891,6 +870,7 @@ impl RcHeap {
                         type_name: u.type_name,
                         message: panic_message(panic.as_ref()),
                     });
+                    drop_panic(panic);
                 }
             }
             None => log_unraisable(&u),
@@ -993,24 +973,6 @@ impl Drop for EndLoopOnUnwind<'_> {
             drop_panic(held);
         }
     }
-}
-
-/// Drops the payload of a panic that will not resume. Should its own drop panic, that
-/// panic's payload is leaked instead (no abort).
-#[cold]
-fn drop_panic(panic: Box<dyn Any + Send>) {
-    if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(panic))) {
-        std::mem::forget(again);
-    }
-}
-
-/// The text of a panic's payload.
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic with a non-string payload".into())
 }
 
 /// The default `sys.unraisablehook`: a `tracing` error.

@@ -71,6 +71,7 @@ mod cell;
 mod handle;
 mod header;
 mod heap;
+mod panics;
 mod stats;
 mod type_info;
 mod weak;
@@ -81,6 +82,7 @@ pub use header::{ObjHeader, HEADER_SIZE, IMMORTAL, UPPER_FLAGS_SHIFT};
 pub use heap::{
     trace, ContainerHook, RcHeap, Unraisable, UnraisableHook, DIRECT_PREFIX, PAYLOAD_OFFSET,
 };
+pub use panics::{drop_panic, panic_message, resume_or_drop, FirstPanic, PanicPayload};
 pub use stats::RcStats;
 pub use type_info::{items, Object, Trace, TypeInfo, VarObject, Visit, CONTAINER_PRE_HEADER};
 pub use weak::{Weak, WeakCallback, WeakRefObj};

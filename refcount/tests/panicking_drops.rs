@@ -537,3 +537,42 @@ fn a_trace_that_panics_in_the_prefetch_of_a_death_does_not_stop_it() {
     );
     assert_eq!(h.stats().live, 0, "the list and its child are freed");
 }
+
+/// A panic payload whose own drop panics (with a payload of zero size, so nothing leaks).
+struct PayloadThatPanicsWhenDropped;
+impl Drop for PayloadThatPanicsWhenDropped {
+    fn drop(&mut self) {
+        std::panic::panic_any(());
+    }
+}
+
+/// An atom whose finalizer panics with a [`PayloadThatPanicsWhenDropped`].
+struct FinalizerWithBadPayload;
+impl Trace for FinalizerWithBadPayload {}
+static FINALIZER_WITH_BAD_PAYLOAD: TypeInfo =
+    TypeInfo::new::<FinalizerWithBadPayload>("finalizer_with_bad_payload");
+impl Object for FinalizerWithBadPayload {
+    const HAS_FINALIZER: bool = true;
+    fn type_info() -> &'static TypeInfo {
+        &FINALIZER_WITH_BAD_PAYLOAD
+    }
+    fn finalize(_this: &ObjRef<'_>) {
+        std::panic::panic_any(PayloadThatPanicsWhenDropped);
+    }
+}
+
+/// Regression: reporting a finalizer's panic as unraisable dropped its payload unguarded, so a
+/// payload whose drop panics unwound out of the report, through the object's death.
+#[test]
+fn a_finalizer_panic_whose_payload_panics_when_dropped_is_reported_and_the_object_freed() {
+    let h = heap();
+    let r = h.alloc(FinalizerWithBadPayload).unwrap();
+    let dropped = catch_unwind(AssertUnwindSafe(|| drop(r)));
+    assert!(dropped.is_ok(), "nothing unwinds out of the death");
+    assert_eq!(h.stats().live, 0, "the object is freed");
+    assert_eq!(
+        h.stats().unraisable,
+        1,
+        "the finalizer's failure is reported"
+    );
+}
