@@ -544,13 +544,16 @@ impl Collector {
             resume_unwind(self.panic.take().expect("the panic caught"));
         };
 
-        let (m, n, survivors) = match settled {
-            // Something died while a trace ran, or a trace panicked.
+        // `reachable`: what the scan found reachable, which the long-lived counts take (as
+        // CPython's do, before finalizers run): not the garbage that survives.
+        let (m, n, reachable) = match settled {
+            // Something died while a trace ran, or a trace panicked: all survive.
             Err(settled) => (0, 0, self.give_up(settled, old)),
             // All of the young set is garbage, and common garbage (see below) at that: free
             // it where it stands.
             Ok(None) => (self.delete_young_in_bulk(no_drops), 0, 0),
             Ok(Some(special)) => {
+                let reachable = examined - self.unreachable.borrow().len();
                 // The objects of the unreachable slots are garbage, their counts pinned; the
                 // others in the young array are reachable from outside the young set (see
                 // move_unreachable).
@@ -569,16 +572,18 @@ impl Collector {
                 } else {
                     self.handle_special_garbage(debug, special, &bump)
                 };
-                (m, n, self.move_survivors(old))
+                self.move_survivors(old);
+                (m, n, reachable)
             }
         };
 
+        let reachable = reachable as u64;
         if g == NUM_GENERATIONS - 2 {
             self.long_lived_pending
-                .set(self.long_lived_pending.get() + survivors as u64);
+                .set(self.long_lived_pending.get() + reachable);
         } else if g == NUM_GENERATIONS - 1 {
             self.long_lived_pending.set(0);
-            self.long_lived_total.set(survivors as u64);
+            self.long_lived_total.set(reachable);
             // CPython clears its free lists on a full collection.
             self.rc().allocator().clear_free_lists();
         }
@@ -1096,7 +1101,6 @@ impl Collector {
         if special.legacy_finalizers && self.rc().user_code_enabled() {
             n = self.move_legacy_finalizers(&unreachable, bump);
         }
-        let m = unreachable.len() as u64 - n as u64;
         if debug.contains(DebugFlags::COLLECTABLE) {
             for &o in unreachable.iter().filter(|o| self.is_garbage(**o)) {
                 // SAFETY: we hold a reference to every unreachable object.
@@ -1126,6 +1130,10 @@ impl Collector {
                 self.revive(obj);
             }
         }
+        // Collected: what is still garbage now, as CPython counts `final_unreachable` (the
+        // resurrected and the uncollectable are not; what survives its clear below, or is
+        // saved by DEBUG_SAVEALL, is).
+        let m = unreachable.iter().filter(|o| self.is_garbage(**o)).count() as u64;
         self.delete_garbage(&unreachable, debug.contains(DebugFlags::SAVEALL));
         (m, n as u64)
     }

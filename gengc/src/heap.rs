@@ -108,7 +108,9 @@ impl GcHeap {
 
     /// `gc.collect(generation)`: collects `generation` and the younger ones. Returns the
     /// number of unreachable objects found (collected plus uncollectable); 0 when called while
-    /// a collection runs (from a finalizer or callback).
+    /// a collection runs (from a finalizer or callback). As in CPython, an object that a
+    /// finalizer or callback made reachable again, or took out of the collector's hands
+    /// (`untrack`), is neither.
     pub fn collect(&self, generation: usize) -> Result<u64, GcError> {
         if generation >= NUM_GENERATIONS {
             return Err(GcError::InvalidGeneration(generation));

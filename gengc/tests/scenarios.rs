@@ -140,7 +140,12 @@ fn s10_a_finalizer_that_resurrects_its_object() {
         .unwrap();
     f.kids.push(f.clone().erase());
     drop(f);
-    h.collect(2).unwrap();
+    assert_eq!(
+        h.collect(2).unwrap(),
+        0,
+        "resurrected: not collected (CPython 3.11 returns 0 too)"
+    );
+    assert_eq!(h.get_stats()[2].collected, 0);
     assert_eq!(h.rc().stats().live, 1, "survived");
     let obj = keep.borrow_mut().pop().unwrap();
     assert!(h.is_finalized(&obj));
@@ -565,6 +570,53 @@ fn s32_the_oldest_generation_waits_for_25_percent_new_long_lived_objects() {
         .collect();
     assert!(h.get_stats()[2].collections > full_before);
     drop((base, few, more));
+}
+
+/// Garbage that survives a collection (resurrected by its finalizer, uncollectable) joins the
+/// old generation, but CPython counts into `long_lived_pending` and `long_lived_total` only what
+/// the scan found reachable: the heuristic weighs new long-lived objects, not revived garbage.
+#[test]
+fn s32b_the_long_lived_counts_leave_out_garbage_that_survives() {
+    let h = heap();
+    h.disable();
+    let keep: Rc<RefCell<Vec<ObjRef>>> = Rc::default();
+    // Two reachable objects, a self-cycle whose finalizer resurrects it, and an uncollectable
+    // self-cycle with a legacy finalizer: each collection below finds two reachable objects.
+    let survivors_and_garbage = || {
+        let live: Vec<_> = (0..2).map(|_| h.alloc(Node::default()).unwrap()).collect();
+        let k = keep.clone();
+        let f = h
+            .alloc(FinNode {
+                kids: Default::default(),
+                fin: Box::new(move |this| k.borrow_mut().push(same_heap(this.clone()))),
+            })
+            .unwrap();
+        f.kids.push(f.clone().erase());
+        let l = h.alloc(Legacy::default()).unwrap();
+        l.kids.push(l.clone().erase());
+        drop((f, l));
+        live
+    };
+    let first = survivors_and_garbage();
+    assert_eq!(
+        h.collect(1).unwrap(),
+        1,
+        "the uncollectable cycle; the resurrected one is not counted (CPython's m counts what \
+         stays unreachable after the finalizers)"
+    );
+    assert_eq!(h.stats().long_lived_pending, 2, "only the reachable pair");
+    let second = survivors_and_garbage();
+    assert_eq!(h.collect(2).unwrap(), 1);
+    let s = h.stats();
+    assert_eq!(
+        (s.long_lived_total, s.long_lived_pending),
+        (6, 0),
+        "the four made reachable and the two that survived the first collection (held now by \
+         `keep` and `gc.garbage`), not the two revived by this one"
+    );
+    drop((first, second));
+    keep.borrow_mut().clear();
+    h.clear_garbage();
 }
 
 #[test]

@@ -1082,6 +1082,8 @@ impl Model {
                 unreachable.push(id);
             }
         }
+        // What the long-lived counts take: the reachable, not the garbage that will survive.
+        let reachable = reachable.len() as u64;
 
         // The common case: every young type's trace is exact, no garbage object has a
         // finalizer left to run or weak references (nor is one), and nothing is saved. Every payload is dropped in order, its references
@@ -1119,7 +1121,7 @@ impl Model {
                 self.drain();
                 self.deallocating = false;
             }
-            return self.finish_collection(g, old, unreachable.len() as u64, 0);
+            return self.finish_collection(g, old, unreachable.len() as u64, 0, reachable);
         }
 
         for &id in &unreachable {
@@ -1148,7 +1150,6 @@ impl Model {
                 }
             }
         }
-        let m = unreachable.len() as u64 - n;
 
         // Weakrefs to the garbage are cleared; the callbacks of live weakrefs that are not
         // garbage themselves run, in order.
@@ -1199,6 +1200,12 @@ impl Model {
             }
         }
 
+        // Collected: what is still garbage (CPython's final_unreachable).
+        let m = unreachable
+            .iter()
+            .filter(|&&id| self.objs[id].gen == Gen::Garbage)
+            .count() as u64;
+
         // Deletion: clear the garbage, give back the collector's references; deaths wait on
         // the pending stack until the end (or until the deallocation this collection runs in
         // finishes).
@@ -1227,11 +1234,19 @@ impl Model {
             self.deallocating = false;
         }
 
-        self.finish_collection(g, old, m, n)
+        self.finish_collection(g, old, m, n, reachable)
     }
 
-    /// Survivors move to the next generation; the stats count the collection.
-    fn finish_collection(&mut self, g: usize, old: usize, m: u64, n: u64) -> (u64, u64) {
+    /// Survivors move to the next generation; the stats count the collection, the long-lived
+    /// counts the `reachable` objects.
+    fn finish_collection(
+        &mut self,
+        g: usize,
+        old: usize,
+        m: u64,
+        n: u64,
+        reachable: u64,
+    ) -> (u64, u64) {
         let survivors: Vec<Id> = std::mem::take(&mut self.young)
             .into_iter()
             .flatten()
@@ -1240,10 +1255,10 @@ impl Model {
             self.link(id, old);
         }
         if g == 1 {
-            self.long_lived_pending += survivors.len() as u64;
+            self.long_lived_pending += reachable;
         } else if g == 2 {
             self.long_lived_pending = 0;
-            self.long_lived_total = survivors.len() as u64;
+            self.long_lived_total = reachable;
         }
         let s = &mut self.stats[g];
         s.0 += 1;
