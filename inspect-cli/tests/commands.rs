@@ -280,3 +280,45 @@ fn errors_name_the_file_and_line_in_one_line() {
     let pid = std::process::id().to_string();
     insta::assert_snapshot!(messages.join("\n").replace(&pid, "<pid>"));
 }
+
+/// Strings from the file reach the text reports escaped, as they reach error lines: a type
+/// name, workload or version with control characters (an escape sequence, a line feed) would
+/// otherwise drive the terminal or forge report lines.
+#[test]
+fn control_characters_from_the_file_are_escaped_in_the_text_reports() {
+    let text = std::fs::read_to_string("testdata/graphs/spec-example.jsonl")
+        .expect("the shipped example")
+        .replace(
+            r#""producer":"example","python":"3.11.7""#,
+            r#""producer":"example","workload":"w\u001b[2J","python":"3.11\n7""#,
+        )
+        .replace(
+            r#""id":2,"type":"list""#,
+            r#""id":2,"type":"li\u001b[31mst\nforged line""#,
+        )
+        // A wrong trailer, so both reports list the garbage with its type names.
+        .replace(r#""garbage":[2]"#, r#""garbage":[]"#);
+    let path = temp("control-characters.jsonl");
+    std::fs::write(&path, text).expect("temporary file");
+    let path = path.to_str().expect("a UTF-8 path").to_owned();
+    let (_, check) = run(&["check", &path]);
+    let (_, replay) = run(&["replay", &path, "--no-timings", "--heap-limit", "1G"]);
+    let _ = std::fs::remove_file(&path);
+    for (command, out) in [("check", &check), ("replay", &replay)] {
+        assert!(
+            !out.contains(|c: char| c.is_control() && c != '\n'),
+            "{command}: {out:?}"
+        );
+        assert!(
+            out.contains(r"li\u{1b}[31mst\nforged line"),
+            "{command} names the type, escaped: {out}"
+        );
+        assert!(!out.lines().any(|l| l.starts_with("forged line")), "{out}");
+    }
+    assert!(
+        replay.starts_with(&format!(
+            r"replay of {path} (workload w\u{{1b}}[2J, CPython 3.11\n7)"
+        )),
+        "{replay}"
+    );
+}

@@ -15,7 +15,7 @@ use serde::Serialize;
 use super::{read_graph, Outcome};
 use crate::cli::CaptureArgs;
 use crate::error::CliError;
-use crate::heapgraph::check;
+use crate::heapgraph::{check, printable};
 
 /// The exporter's launcher (`python/export_heapgraph.py`).
 const LAUNCHER: &str = include_str!("../../python/export_heapgraph.py");
@@ -46,8 +46,8 @@ impl fmt::Display for CaptureReport {
         writeln!(
             f,
             "captured {} into {}: {} objects, {} references, {} tracked, {} garbage objects; check: {}",
-            self.script,
-            self.graph,
+            printable(&self.script),
+            printable(&self.graph),
             self.objects,
             self.references,
             self.tracked,

@@ -10,6 +10,7 @@ use super::replay::{load, replay_heap, source_name};
 use super::{read_graph, write_svg, Outcome};
 use crate::cli::MapArgs;
 use crate::error::CliError;
+use crate::heapgraph::printable;
 use crate::output::emit;
 use crate::svg::heap_map::{self, MapTotals};
 use crate::workload::{new_heap, run, run_demo, NoObserver};
@@ -69,7 +70,7 @@ impl MapReport {
 
 impl fmt::Display for MapReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "heap map of {}", self.source)?;
+        writeln!(f, "heap map of {}", printable(&self.source))?;
         writeln!(
             f,
             "  {} arenas of {} bytes; pools of {} bytes: {} in use ({} full), {} empty, {} uncarved",

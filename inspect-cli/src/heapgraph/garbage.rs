@@ -12,6 +12,7 @@
 use std::fmt;
 
 use super::model::HeapGraph;
+use super::printable;
 
 /// The ids of the objects CPython's full collection must find unreachable, ascending:
 /// section 5's G, computed from the object lines alone.
@@ -125,7 +126,7 @@ impl fmt::Display for Rendered<'_> {
                     .objects
                     .get(id as usize)
                     .map_or("?", |object| self.graph.type_name(object));
-                writeln!(f, "  {id} {name}")?;
+                writeln!(f, "  {id} {}", printable(name))?;
             }
             if ids.len() > 50 {
                 writeln!(f, "  ... and {} more", ids.len() - 50)?;

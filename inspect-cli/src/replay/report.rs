@@ -5,6 +5,7 @@ use std::fmt;
 use serde::Serialize;
 
 use super::{BuildReport, Bytes, Collections, Difference, Measured, Sizes, Verdict};
+use crate::heapgraph::printable;
 use crate::output::{Nanos, Ratio};
 
 /// The result of a replay.
@@ -39,10 +40,12 @@ pub struct ReplayReport {
 
 impl fmt::Display for ReplayReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "replay of {}", self.file)?;
+        // Strings from the file and the command line, escaped (see `printable`).
+        let python = printable(&self.python);
+        write!(f, "replay of {}", printable(&self.file))?;
         match &self.workload {
-            Some(workload) => writeln!(f, " (workload {workload}, CPython {})", self.python)?,
-            None => writeln!(f, " (CPython {})", self.python)?,
+            Some(workload) => writeln!(f, " (workload {}, CPython {python})", printable(workload))?,
+            None => writeln!(f, " (CPython {python})")?,
         }
         writeln!(
             f,
@@ -117,7 +120,7 @@ fn first(side: &Difference) -> String {
     let names: Vec<String> = side
         .first
         .iter()
-        .map(|n| format!("{} {}", n.id, n.type_name))
+        .map(|n| format!("{} {}", n.id, printable(&n.type_name)))
         .collect();
     if names.is_empty() {
         String::new()
@@ -214,7 +217,7 @@ impl fmt::Display for SizesText<'_> {
             writeln!(
                 f,
                 "{:<26} {:>8} {:>13} {:>14} {:>13} {:>7} {:>9}",
-                b.name,
+                printable(&b.name),
                 b.objects,
                 b.cpython_bytes,
                 b.cpython_block_bytes,
