@@ -102,6 +102,10 @@ rejects!(
 );
 rejects!(duplicate_key_with_a_line_feed, edit(4, r#""size":88"#, r#""size":88,"a\nb":1,"a\nb":2"#), 4, ErrorKind::DuplicateKey { ref key } if key == "a\\nb");
 rejects!(duplicate_key, edit(4, r#""size":88"#, r#""size":88,"size":88"#), 4, ErrorKind::DuplicateKey { ref key } if key == "size");
+// Nested objects too (regression: only a line's own keys were checked; with two counts for
+// one type in `unmapped_types`, which one won was the parser's choice).
+rejects!(duplicate_key_in_a_nested_object, edit(7, r#""collected":1"#, r#""collected":1,"unmapped_types":{"list":1,"list":2}"#), 7, ErrorKind::DuplicateKey { ref key } if key == "unmapped_types.list");
+rejects!(duplicate_key_in_an_object_in_an_array, edit(4, r#""size":88"#, r#""size":88,"future":[1,{"k":1,"k":2}]"#), 4, ErrorKind::DuplicateKey { ref key } if key == "future[1].k");
 rejects!(
     missing_trailer,
     without_line(7),

@@ -83,10 +83,11 @@ pub enum ErrorKind {
         /// The JSON type found.
         found: &'static str,
     },
-    /// The same key twice in one line.
+    /// The same key twice in one object of a line.
     #[error("key `{key}` appears twice")]
     DuplicateKey {
-        /// The repeated key (control characters escaped, as the message shows it).
+        /// The repeated key, with the path of the object it repeats in (`unmapped_types.list`;
+        /// control characters escaped, as the message shows it).
         key: String,
     },
     /// A required key is absent.

@@ -166,6 +166,53 @@ fn first_repeated_key<'e>(entries: &'e Entries<'_>) -> Option<&'e str> {
         .find(|&key| !seen.insert(key))
 }
 
+/// The first key that appears twice in one object anywhere in a line, named by its path
+/// (`size`, `unmapped_types.list`, `a[2].k`; control characters escaped). RFC 8259 leaves
+/// repeated names to the reader; this one refuses them at every depth, since which value
+/// would win is arbitrary. Only values that hold objects are visited: a line's `refs` costs a
+/// scan of its items and nothing else.
+fn first_repeated_key_path(entries: &Entries<'_>) -> Option<String> {
+    fn holds_objects(value: &Json<'_>) -> bool {
+        match value {
+            Json::Object(_) => true,
+            Json::Array(items) => items
+                .iter()
+                .any(|v| matches!(v, Json::Object(_) | Json::Array(_))),
+            _ => false,
+        }
+    }
+    if let Some(key) = first_repeated_key(entries) {
+        return Some(printable(key));
+    }
+    let mut stack: Vec<(String, &Json<'_>)> = entries
+        .iter()
+        .rev()
+        .filter(|(_, v)| holds_objects(v))
+        .map(|(k, v)| (printable(k), v))
+        .collect();
+    while let Some((path, value)) = stack.pop() {
+        match value {
+            Json::Object(inner) => {
+                if let Some(key) = first_repeated_key(inner) {
+                    return Some(format!("{path}.{}", printable(key)));
+                }
+                for (k, v) in inner.iter().rev().filter(|(_, v)| holds_objects(v)) {
+                    stack.push((format!("{path}.{}", printable(k)), v));
+                }
+            }
+            Json::Array(items) => {
+                for (i, v) in items.iter().enumerate().rev() {
+                    if holds_objects(v) {
+                        stack.push((format!("{path}[{i}]"), v));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
 /// 2^63: integers at or beyond it (in absolute value) are outside `i64`, give or take the
 /// rounding of `-2^63 - 1` to a float, which is outside too.
 const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
@@ -177,7 +224,8 @@ pub(crate) struct Fields<'a> {
 }
 
 impl<'a> Fields<'a> {
-    /// Parses a line (without its LF) that must be one JSON object with distinct keys.
+    /// Parses a line (without its LF) that must be one JSON object with distinct keys, in it
+    /// and in every object it holds.
     pub(crate) fn parse(text: &'a str, line: u64) -> Result<Self, ReadError> {
         let value: Json<'a> = serde_json::from_str(text).map_err(|e| {
             let message = e.to_string();
@@ -196,13 +244,8 @@ impl<'a> Fields<'a> {
                 },
             ));
         };
-        if let Some(key) = first_repeated_key(&entries) {
-            return Err(ReadError::new(
-                line,
-                ErrorKind::DuplicateKey {
-                    key: printable(key),
-                },
-            ));
+        if let Some(key) = first_repeated_key_path(&entries) {
+            return Err(ReadError::new(line, ErrorKind::DuplicateKey { key }));
         }
         Ok(Self { line, entries })
     }
