@@ -1108,10 +1108,11 @@ impl Collector {
                 tracing::info!(target: "gengc", "gc: collectable <{ty} {:#x}>", o.addr());
             }
         }
+        let mut weakrefs_freed = 0;
         if special.weakrefs || special.finalizers {
             let user_code_before = self.user_code_runs();
             if special.weakrefs {
-                self.handle_weakrefs(&unreachable, bump);
+                weakrefs_freed = self.handle_weakrefs(&unreachable, bump);
             }
             if special.finalizers {
                 self.finalize_garbage(&unreachable);
@@ -1132,8 +1133,8 @@ impl Collector {
         }
         // Collected: what is still garbage now, as CPython counts `final_unreachable` (the
         // resurrected and the uncollectable are not; what survives its clear below, or is
-        // saved by DEBUG_SAVEALL, is).
-        let m = unreachable.iter().filter(|o| self.is_garbage(**o)).count() as u64;
+        // saved by DEBUG_SAVEALL, is), and the weakrefs that died of their callbacks.
+        let m = unreachable.iter().filter(|o| self.is_garbage(**o)).count() as u64 + weakrefs_freed;
         self.delete_garbage(&unreachable, debug.contains(DebugFlags::SAVEALL));
         (m, n as u64)
     }
@@ -1244,7 +1245,11 @@ impl Collector {
     /// A weakref that is garbage itself is detached from its referent first (CPython,
     /// bpo-38006): its referent may be outside the garbage and die while the garbage is
     /// deleted, and its callback must not run then, on a weakref already cleared.
-    fn handle_weakrefs(&self, unreachable: &[ObjPtr], bump: &Bump) {
+    ///
+    /// Returns how many of the weakrefs whose callbacks ran died when the collector let go of
+    /// them (their callback dropped their last other holder): CPython counts those among the
+    /// collected.
+    fn handle_weakrefs(&self, unreachable: &[ObjPtr], bump: &Bump) -> u64 {
         let rc = self.rc();
         let mut callbacks = BumpVec::new_in(bump);
         for &obj in unreachable.iter().filter(|o| self.is_garbage(**o)) {
@@ -1259,9 +1264,17 @@ impl Collector {
                 }
             }
         }
+        let mut freed = 0;
         for wr in callbacks {
+            // The collector's own reference, given back once the callback is done (the one
+            // `clear_weakrefs` made goes to the callback).
+            let ours = wr.has_callback().then(|| wr.clone());
             rc.run_weakref_callback(wr);
+            if let Some(ours) = ours {
+                freed += u64::from(ours.refcnt() == 1);
+            }
         }
+        freed
     }
 
     /// Runs each garbage object's finalizer, once in its life (PEP 442).

@@ -280,6 +280,33 @@ fn s16_a_live_weakref_callback_runs_once_after_clearing() {
     drop(wr);
 }
 
+/// A live weakref whose callback lets go of the weakref's last holder dies when the collector
+/// gives its own reference back; CPython counts it among the collected (`handle_weakrefs`'s
+/// `num_freed`): `d = {'w': weakref.ref(cycle, lambda w: d.clear())}` then `gc.collect()`
+/// returns 2 in CPython 3.11.
+#[test]
+fn s16b_a_weakref_its_callback_lets_go_of_counts_as_collected() {
+    let h = heap();
+    let (a, b) = pair(&h);
+    let holder: Rc<RefCell<Vec<ObjRef>>> = Rc::default();
+    let hd = holder.clone();
+    let wr = h
+        .rc()
+        .weakref(&a, Some(Box::new(move |_| hd.borrow_mut().clear())))
+        .unwrap();
+    holder.borrow_mut().push(wr.erase());
+    drop((a, b));
+    assert_eq!(h.collect(2).unwrap(), 3, "the pair and the weakref");
+    assert_eq!(h.get_stats()[2].collected, 3);
+    assert_eq!(h.rc().stats().live, 0);
+    // A weakref that outlives its callback is not counted.
+    let (a, b) = pair(&h);
+    let wr = h.rc().weakref(&a, Some(Box::new(|_| {}))).unwrap();
+    drop((a, b));
+    assert_eq!(h.collect(2).unwrap(), 2, "the pair only");
+    drop(wr);
+}
+
 #[test]
 fn s17_a_weakref_inside_the_garbage_gets_no_callback() {
     let h = heap();

@@ -1174,8 +1174,21 @@ impl Model {
                 }
             }
         }
+        // A weakref whose callback let go of its last other holder dies as the collector gives
+        // its reference back: CPython counts it among the collected.
+        let mut weakrefs_freed = 0;
         for wr in callbacks {
+            let had_callback = matches!(
+                &self.objs[wr].body,
+                Body::WeakRef {
+                    callback: Some(_),
+                    ..
+                }
+            );
             self.run_weakref_callback(wr);
+            if had_callback && self.objs[wr].count == 0 {
+                weakrefs_freed += 1;
+            }
         }
         // Finalizers.
         for &id in &unreachable {
@@ -1200,11 +1213,13 @@ impl Model {
             }
         }
 
-        // Collected: what is still garbage (CPython's final_unreachable).
+        // Collected: what is still garbage (CPython's final_unreachable), and the weakrefs that
+        // died of their callbacks.
         let m = unreachable
             .iter()
             .filter(|&&id| self.objs[id].gen == Gen::Garbage)
-            .count() as u64;
+            .count() as u64
+            + weakrefs_freed;
 
         // Deletion: clear the garbage, give back the collector's references; deaths wait on
         // the pending stack until the end (or until the deallocation this collection runs in
