@@ -227,9 +227,13 @@ impl Heap {
         Ok(self.rc().alloc(list)?)
     }
 
-    /// An empty `dict`.
+    /// An empty `dict`. It is not tracked by the collector until a key or value that may be
+    /// tracked is stored in it, as in CPython (`MAINTAIN_TRACKING`): a dict of atoms can be in
+    /// no cycle.
     pub fn dict(&self) -> Result<Ref<'_, Dict<'_>>, HeapError> {
-        Ok(self.rc().alloc(Dict::new())?)
+        let d = self.rc().alloc(Dict::new())?;
+        self.gc.untrack(d.as_obj());
+        Ok(d)
     }
 
     /// A class named `name`, with an optional finalizer.
@@ -446,6 +450,13 @@ impl<'a> Arrays<'a> {
 }
 
 /// Fails if `item` does not live in the same heap as the object whose payload is `container`.
+/// CPython's `_PyObject_GC_MAY_BE_TRACKED`: whether `obj` is a container that is tracked or
+/// may be (a tuple counts only while tracked: pyheap untracks a tuple of atoms at once).
+pub(crate) fn may_be_tracked(obj: &ObjRef<'_>) -> bool {
+    obj.type_info().container
+        && (!obj.is::<Tuple<'_>>() || Heap::try_of(obj).is_none_or(|h| h.gc.is_tracked(obj)))
+}
+
 pub(crate) fn check_same_heap<T>(container: &T, item: &ObjRef<'_>) -> Result<(), HeapError> {
     // SAFETY: the model's payload types are only ever made inside heap objects (their
     // constructors are private to this crate), so `container` is a payload.

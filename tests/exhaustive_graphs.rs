@@ -56,8 +56,8 @@ impl Graph {
         seen
     }
 
-    /// The unreachable nodes reference counting cannot free (in or under a cycle): what one
-    /// full collection must report. Freed by counting: repeatedly, any unreachable node no
+    /// The unreachable nodes reference counting cannot free (in or under a cycle) and the
+    /// collector tracks: what one full collection must report. Freed by counting: repeatedly, any unreachable node no
     /// remaining node points to.
     fn left_for_the_collector(&self, reachable: &[bool]) -> usize {
         let mut alive: Vec<bool> = vec![true; self.n()];
@@ -78,7 +78,15 @@ impl Graph {
                 alive[i] = false;
             }
         }
-        (0..self.n()).filter(|&i| alive[i] && !reachable[i]).count()
+        (0..self.n())
+            .filter(|&i| alive[i] && !reachable[i] && self.tracked(i))
+            .count()
+    }
+
+    /// Whether the collector tracks node `i`: every kind does but a dict that holds nothing
+    /// (as in CPython, a dict is tracked once it holds a key or value that may be).
+    fn tracked(&self, i: usize) -> bool {
+        self.kinds[i] != NodeKind::Dict || !self.edges[i].is_empty()
     }
 }
 

@@ -494,7 +494,9 @@ fn s28_get_referrers_and_get_referents_work_for_every_kind() {
     h.setattr(&i, "x", x.clone()).unwrap();
     let o = h.opaque("cell", 48, std::slice::from_ref(&x)).unwrap();
     let referrers = h.gc().get_referrers(&x);
-    assert_eq!(referrers.len(), 5, "list, dict, tuple, instance, opaque");
+    // The dict holds only atoms: untracked, so not among the referrers (as in CPython, whose
+    // get_referrers sees tracked objects only).
+    assert_eq!(referrers.len(), 4, "list, tuple, instance, opaque");
     let referents = h.gc().get_referents(l.as_obj());
     assert!(referents.len() == 1 && referents[0].ptr_eq(&x));
     // As CPython: an instance reports its class and values, not its str names.
@@ -505,6 +507,13 @@ fn s28_get_referrers_and_get_referents_work_for_every_kind() {
         "a dict of atom keys: values"
     );
     assert!(h.gc().get_referents(&x).is_empty());
+    d.set(h.int(2).unwrap(), h.list(vec![]).unwrap().erase())
+        .unwrap();
+    assert_eq!(
+        h.gc().get_referrers(&x).len(),
+        5,
+        "and the dict, tracked once it holds a container"
+    );
     drop((t, o));
 }
 
@@ -519,7 +528,6 @@ fn s29_what_is_tracked() {
         assert!(!h.gc().is_tracked(&atom));
     }
     assert!(h.gc().is_tracked(h.list(vec![]).unwrap().as_obj()));
-    assert!(h.gc().is_tracked(h.dict().unwrap().as_obj()));
     let c = h.class("C", None).unwrap();
     assert!(h.gc().is_tracked(&h.instance(&c).unwrap()));
     // pyheap untracks a tuple of atoms at once; one holding a container stays tracked.
@@ -527,10 +535,24 @@ fn s29_what_is_tracked() {
     assert!(!h.gc().is_tracked(atoms.as_obj()));
     let boxes = h.tuple(&[h.list(vec![]).unwrap().erase()]).unwrap();
     assert!(h.gc().is_tracked(boxes.as_obj()));
-    // Dicts stay tracked in pyheap even when they hold only atoms.
+    // Dicts as in CPython (`MAINTAIN_TRACKING`): `gc.is_tracked({})` and
+    // `gc.is_tracked({"a": 1})` are False, `gc.is_tracked({"a": []})` is True; an untracked
+    // tuple does not make a dict tracked, a tracked one does.
     let d = h.dict().unwrap();
-    d.set(h.int(1).unwrap(), h.int(2).unwrap()).unwrap();
+    assert!(!h.gc().is_tracked(d.as_obj()));
+    d.set(h.str("a").unwrap(), h.int(1).unwrap()).unwrap();
+    d.set(h.str("t").unwrap(), atoms.clone().erase()).unwrap();
+    assert!(!h.gc().is_tracked(d.as_obj()));
+    d.set(h.str("b").unwrap(), boxes.clone().erase()).unwrap();
     assert!(h.gc().is_tracked(d.as_obj()));
+    let e = h.dict().unwrap();
+    e.set(h.str("a").unwrap(), h.list(vec![]).unwrap().erase())
+        .unwrap();
+    assert!(h.gc().is_tracked(e.as_obj()));
+    // Once tracked, it stays so until a full collection could untrack it (pyheap does not
+    // untrack dicts again; CPython's full collections do).
+    e.delete(&h.str("a").unwrap()).unwrap();
+    assert!(h.gc().is_tracked(e.as_obj()));
 }
 
 #[test]

@@ -107,6 +107,22 @@ fn a_tracked_tuple_of_atoms_hanging_off_a_cycle_is_garbage() {
 }
 
 #[test]
+fn a_tracked_dict_of_atoms_hanging_off_a_cycle_is_garbage() {
+    // pyheap leaves a dict of atoms untracked (MAINTAIN_TRACKING); CPython still tracks one
+    // that held a container once, until a full collection: it is in CPython's garbage, and
+    // the replay must track it again. An untracked one held from outside stays untracked.
+    let mut g = graph();
+    g.push(object(Kind::List, &[0, 1], 0, true)); // 0: a list holding itself and the dict
+    g.push(object(Kind::Dict, &[2, 3], 0, true)); // 1: {"abc": 1000}, tracked
+    g.push(object(Kind::Int, &[], 1, false));
+    g.push(object(Kind::Str, &[], 1, false));
+    g.push(object(Kind::Dict, &[3, 2], 1, false)); // 4: untracked, held from outside
+    assert_eq!(expected_garbage(&g), [0, 1]);
+    let verdict = replay(g);
+    assert!(verdict.matches, "{verdict:?}");
+}
+
+#[test]
 fn tuples_are_made_after_what_they_hold_and_tuple_cycles_become_opaque() {
     let mut g = graph();
     g.push(object(Kind::Tuple, &[1, 3], 0, true)); // 0 -> 1 -> 2 (tuples), 3 a list

@@ -1,7 +1,7 @@
 //! `dict`: an insertion-ordered table; dict objects come from a bounded free list.
 
 use obj_alloc::Policy;
-use refcount::{ObjRef, Object, Trace, TypeInfo, Visit};
+use refcount::{ObjPtr, ObjRef, Object, Trace, TypeInfo, Visit};
 
 use crate::heap::Arrays;
 
@@ -65,13 +65,30 @@ impl<'h> Dict<'h> {
         self.table.get(key)
     }
 
-    /// `d[key] = value`. Fails on an unhashable key or an object of another heap.
+    /// `d[key] = value`. Fails on an unhashable key or an object of another heap. Storing a
+    /// key or value that may be tracked has the collector track the dict (CPython's
+    /// `MAINTAIN_TRACKING`).
     pub fn set(&self, key: ObjRef<'h>, value: ObjRef<'h>) -> Result<(), HeapError> {
         crate::check_same_heap(self, &key)?;
         crate::check_same_heap(self, &value)?;
+        let track = crate::heap::may_be_tracked(&key) || crate::heap::may_be_tracked(&value);
         let old = self.table.set(self.alloc(), key, value)?;
+        if track {
+            self.track();
+        }
         drop(old);
         Ok(())
+    }
+
+    /// Has the collector track this dict, if it does not.
+    fn track(&self) {
+        // SAFETY: a Dict reached through a handle is the payload of a live object (see
+        // `new`); the handle made here borrows it without a count of its own.
+        let me =
+            std::mem::ManuallyDrop::new(unsafe { ObjRef::from_owned(ObjPtr::from_payload(self)) });
+        if let Some(heap) = crate::Heap::try_of(&me) {
+            heap.gc().track(&me);
+        }
     }
 
     /// `del d[key]`; returns whether the key was there.

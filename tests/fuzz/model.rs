@@ -474,7 +474,9 @@ impl Model {
                 self.create(MKind::List, Body::List(items), new_ptr);
             }
             Step::Dict => {
-                self.create(MKind::Dict, Body::Dict(Vec::new()), new_ptr);
+                // Untracked until it holds something that may be tracked (MAINTAIN_TRACKING).
+                let id = self.create(MKind::Dict, Body::Dict(Vec::new()), new_ptr);
+                self.unlink(id);
             }
             Step::Class(f) => {
                 self.create(MKind::Class, Body::Class(*f), new_ptr);
@@ -664,6 +666,14 @@ impl Model {
                 None
             }
         };
+        // CPython's MAINTAIN_TRACKING: a value that may be tracked (a container, a tuple only
+        // while tracked) has an untracked dict tracked. Keys are ints here.
+        let value = &self.objs[v];
+        let may_be_tracked =
+            value.kind.container() && (value.kind != MKind::Tuple || value.gen != Gen::Untracked);
+        if may_be_tracked && self.objs[d].gen == Gen::Untracked {
+            self.link(d, 0);
+        }
         if let Some(old) = old {
             self.decref(old);
         }

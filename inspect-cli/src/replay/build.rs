@@ -28,7 +28,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use pyheap::object::{as_instance, Class, List, Opaque};
+use pyheap::object::{as_instance, Class, Dict, List, Opaque};
 use pyheap::{Heap, HeapError, ObjRef, Ref};
 
 use crate::error::CliError;
@@ -45,6 +45,10 @@ pub struct BuildReport {
     pub tuples_made_opaque: u64,
     /// Tuples of atoms pyheap had untracked at birth, tracked again as the file says.
     pub tuples_tracked_again: u64,
+    /// Dicts pyheap left untracked (they hold nothing that may be tracked: CPython's
+    /// `MAINTAIN_TRACKING`), tracked again as the file says (CPython untracks such a dict only
+    /// at a full collection).
+    pub dicts_tracked_again: u64,
     /// Containers untracked because the file says CPython did not track them.
     pub containers_untracked: u64,
     /// Classes made for instances, one per type name.
@@ -373,7 +377,11 @@ impl<'h, 'g> Builder<'h, 'g> {
             }
             if object.tracked {
                 gc.track(obj);
-                report.tuples_tracked_again += 1;
+                if obj.is::<Dict<'_>>() {
+                    report.dicts_tracked_again += 1;
+                } else {
+                    report.tuples_tracked_again += 1;
+                }
             } else {
                 gc.untrack(obj);
                 report.containers_untracked += 1;

@@ -55,8 +55,8 @@ impl fmt::Display for ReplayReport {
         let b = &self.build;
         write!(
             f,
-            "  built with {} root handles, {} classes, {} dicts with their own keys, {} dict keys made; {} containers untracked, {} tuples tracked again, {} tuples in tuple cycles made opaque",
-            b.roots, b.classes, b.dicts_with_file_keys, b.dict_keys_made, b.containers_untracked, b.tuples_tracked_again, b.tuples_made_opaque
+            "  built with {} root handles, {} classes, {} dicts with their own keys, {} dict keys made; {} containers untracked, {} tuples and {} dicts tracked again, {} tuples in tuple cycles made opaque",
+            b.roots, b.classes, b.dicts_with_file_keys, b.dict_keys_made, b.containers_untracked, b.tuples_tracked_again, b.dicts_tracked_again, b.tuples_made_opaque
         )?;
         if b.unowned_untracked + b.unowned_tracked > 0 {
             write!(
