@@ -1008,7 +1008,11 @@ impl Collector {
     /// garbage's deaths leave it as it is.
     fn delete_garbage_in_bulk(&self) -> u64 {
         let rc = self.rc();
-        let mut freed = 0;
+        // The garbage is counted before it is freed: a payload's drop that panics unwinds out
+        // of defer_frees at its end (every member freed all the same) and skips the
+        // assignment below, yet the garbage was collected, as CPython would count it.
+        let garbage = self.unreachable.borrow().len() as u64;
+        let mut freed = garbage;
         // The outer defer_frees drains the deaths outside the garbage (which may run user
         // code) after the closure returned, when these borrows are over. A payload's drop that
         // panics leaves the garbage freed (or, at worst, leaked): its slots are never read
@@ -1033,6 +1037,7 @@ impl Collector {
                 }
             })
         });
+        debug_assert_eq!(freed, garbage);
         freed
     }
 
@@ -1076,8 +1081,12 @@ impl Collector {
                 freed
             })
         };
-        let mut freed = 0;
+        // Counted before, as in delete_garbage_in_bulk (a panic skips the assignment): the
+        // sweep left every young slot filled.
+        let garbage = self.young.borrow().len() as u64;
+        let mut freed = garbage;
         self.catching(|| freed = delete());
+        debug_assert_eq!(freed, garbage);
         // Forgotten even if a payload's drop panicked: the garbage is freed (or leaked).
         self.young.borrow_mut().clear();
         freed
