@@ -4,7 +4,9 @@
 
 mod common;
 
+use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
 
 use common::*;
 use gengc::GcHeap;
@@ -66,4 +68,27 @@ fn garbage_freed_in_bulk_is_counted_when_a_drop_panics() {
         );
         drop(keep);
     }
+}
+
+/// ```
+#[test]
+fn weakref_callbacks_of_garbage_run_newest_first() {
+    let h = heap();
+    let order: Rc<RefCell<Vec<u32>>> = Rc::default();
+    let a = h.alloc(Node::default()).unwrap();
+    a.kids.push(a.clone().erase());
+    let a = a.erase();
+    let (o1, o2) = (order.clone(), order.clone());
+    let w1 = h
+        .rc()
+        .weakref(&a, Some(Box::new(move |_| o1.borrow_mut().push(1))))
+        .unwrap();
+    let w2 = h
+        .rc()
+        .weakref(&a, Some(Box::new(move |_| o2.borrow_mut().push(2))))
+        .unwrap();
+    drop(a);
+    h.collect(2).unwrap();
+    assert_eq!(*order.borrow(), [2, 1]);
+    drop((w1, w2));
 }
