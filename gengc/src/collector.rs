@@ -1265,8 +1265,10 @@ impl Collector {
             // SAFETY: we hold a reference to obj; the handle borrows it without count changes.
             let handle = std::mem::ManuallyDrop::new(unsafe { ObjRef::from_owned(obj) });
             rc.detach_weakref(&handle);
+            // Newest first, as CPython walks a referent's list from its head (where a weakref
+            // with a callback goes) and as a death by reference counting runs them.
             // SAFETY: we hold a reference to obj.
-            for wr in unsafe { rc.clear_weakrefs(obj) } {
+            for wr in unsafe { rc.clear_weakrefs(obj) }.into_iter().rev() {
                 // A weakref is a container: in the garbage iff its header says so.
                 if !self.is_garbage(wr.as_ptr()) {
                     callbacks.push(wr);

@@ -1175,7 +1175,8 @@ impl Model {
                     self.objs[r].weakrefs.retain(|&w| w != id);
                 }
             }
-            for wr in self.clear_weakrefs(id) {
+            // Newest first, as the heap (and CPython) run them.
+            for wr in self.clear_weakrefs(id).into_iter().rev() {
                 if self.objs[wr].gen != Gen::Garbage {
                     callbacks.push(wr);
                 } else {
