@@ -170,7 +170,9 @@ fn first_repeated_key<'e>(entries: &'e Entries<'_>) -> Option<&'e str> {
 /// (`size`, `unmapped_types.list`, `a[2].k`; control characters escaped). RFC 8259 leaves
 /// repeated names to the reader; this one refuses them at every depth, since which value
 /// would win is arbitrary. Only values that hold objects are visited: a line's `refs` costs a
-/// scan of its items and nothing else.
+/// scan of its items and nothing else. A path is written out only for the repeated key: each
+/// visited value notes its step (key or index) and its parent's, so the walk costs memory in
+/// proportion to the line, however long its keys and deep its nesting.
 fn first_repeated_key_path(entries: &Entries<'_>) -> Option<String> {
     fn holds_objects(value: &Json<'_>) -> bool {
         match value {
@@ -181,29 +183,59 @@ fn first_repeated_key_path(entries: &Entries<'_>) -> Option<String> {
             _ => false,
         }
     }
+    /// A step from a value to one it holds.
+    enum Step<'e> {
+        Key(&'e str),
+        Index(usize),
+    }
+    /// The path of `steps[at]`: its steps from the line's object down.
+    fn path(steps: &[(Option<usize>, Step<'_>)], at: usize) -> String {
+        let mut chain = Vec::new();
+        let mut next = Some(at);
+        while let Some(i) = next {
+            chain.push(&steps[i].1);
+            next = steps[i].0;
+        }
+        let mut out = String::new();
+        for (n, step) in chain.into_iter().rev().enumerate() {
+            match step {
+                Step::Key(key) => {
+                    if n > 0 {
+                        out.push('.');
+                    }
+                    out.push_str(&printable(key));
+                }
+                Step::Index(i) => out.push_str(&format!("[{i}]")),
+            }
+        }
+        out
+    }
     if let Some(key) = first_repeated_key(entries) {
         return Some(printable(key));
     }
-    let mut stack: Vec<(String, &Json<'_>)> = entries
-        .iter()
-        .rev()
-        .filter(|(_, v)| holds_objects(v))
-        .map(|(k, v)| (printable(k), v))
-        .collect();
-    while let Some((path, value)) = stack.pop() {
+    // Each visited value's step and its parent's index in `steps`.
+    let mut steps: Vec<(Option<usize>, Step<'_>)> = Vec::new();
+    let mut stack: Vec<(usize, &Json<'_>)> = Vec::new();
+    for (k, v) in entries.iter().rev().filter(|(_, v)| holds_objects(v)) {
+        steps.push((None, Step::Key(k)));
+        stack.push((steps.len() - 1, v));
+    }
+    while let Some((at, value)) = stack.pop() {
         match value {
             Json::Object(inner) => {
                 if let Some(key) = first_repeated_key(inner) {
-                    return Some(format!("{path}.{}", printable(key)));
+                    return Some(format!("{}.{}", path(&steps, at), printable(key)));
                 }
                 for (k, v) in inner.iter().rev().filter(|(_, v)| holds_objects(v)) {
-                    stack.push((format!("{path}.{}", printable(k)), v));
+                    steps.push((Some(at), Step::Key(k)));
+                    stack.push((steps.len() - 1, v));
                 }
             }
             Json::Array(items) => {
                 for (i, v) in items.iter().enumerate().rev() {
                     if holds_objects(v) {
-                        stack.push((format!("{path}[{i}]"), v));
+                        steps.push((Some(at), Step::Index(i)));
+                        stack.push((steps.len() - 1, v));
                     }
                 }
             }
