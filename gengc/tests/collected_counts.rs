@@ -92,3 +92,70 @@ fn weakref_callbacks_of_garbage_run_newest_first() {
     assert_eq!(*order.borrow(), [2, 1]);
     drop((w1, w2));
 }
+
+/// ```
+#[test]
+fn garbage_a_finalizer_frees_is_not_counted_as_collected() {
+    let h = heap();
+    let a = h
+        .alloc(FinNode {
+            kids: RefVec::new(),
+            fin: Box::new(|this| {
+                let me = this.downcast_ref::<FinNode<'_>>().unwrap();
+                drop(me.kids.remove(1));
+            }),
+        })
+        .unwrap();
+    a.kids.push(a.clone().erase());
+    a.kids.push(h.alloc(Node::default()).unwrap().erase());
+    drop(a);
+    assert_eq!(h.collect(2).unwrap(), 1, "the self-cycle only, as CPython");
+    assert_eq!(h.get_stats()[2].collected, 1);
+    assert_eq!(h.rc().stats().live, 0);
+}
+
+/// What the freed object alone held dies with it (CPython: `a.b.c = B()`, collect() still 1);
+/// an object in a cycle of its own does not (`b.c = b`: 2).
+#[test]
+fn garbage_a_finalizer_frees_takes_what_it_alone_held_but_not_a_cycle() {
+    for own_cycle in [false, true] {
+        let h = heap();
+        let a = h
+            .alloc(FinNode {
+                kids: RefVec::new(),
+                fin: Box::new(|this| {
+                    let me = this.downcast_ref::<FinNode<'_>>().unwrap();
+                    drop(me.kids.remove(1));
+                }),
+            })
+            .unwrap();
+        a.kids.push(a.clone().erase());
+        let b = h.alloc(Node::default()).unwrap();
+        if own_cycle {
+            b.kids.push(b.clone().erase());
+        } else {
+            b.kids.push(h.alloc(Node::default()).unwrap().erase());
+        }
+        a.kids.push(b.erase());
+        drop(a);
+        let expected = if own_cycle { 2 } else { 1 };
+        assert_eq!(h.collect(2).unwrap(), expected, "own cycle: {own_cycle}");
+        assert_eq!(h.rc().stats().live, 0);
+    }
+}
+
+/// The same with a finalizer that keeps its reference: both counted (the control).
+#[test]
+fn garbage_a_finalizer_leaves_alone_is_counted_as_collected() {
+    let h = heap();
+    let a = h
+        .alloc(FinNode {
+            kids: RefVec::new(),
+            fin: Box::new(|_| {}),
+        })
+        .unwrap();
+    a.kids.push(a.clone().erase());
+    a.kids.push(h.alloc(Node::default()).unwrap().erase());
+    drop(a);
+    assert_eq!(h.collect(2).unwrap(), 2);
+}
