@@ -1118,6 +1118,7 @@ impl Collector {
             }
         }
         let mut weakrefs_freed = 0;
+        let mut user_code_ran = false;
         if special.weakrefs || special.finalizers {
             let user_code_before = self.user_code_runs();
             if special.weakrefs {
@@ -1130,6 +1131,7 @@ impl Collector {
             // recompute which of it is still unreachable; what a resurrected object reaches
             // survives with it. When no such code ran, nothing can have changed.
             if self.user_code_runs() != user_code_before {
+                user_code_ran = true;
                 self.handle_resurrected_objects(&unreachable, bump);
             }
         }
@@ -1140,10 +1142,20 @@ impl Collector {
                 self.revive(obj);
             }
         }
+        // What CPython's reference counting freed while the finalizers ran (it holds no
+        // reference to the garbage then): not in its final_unreachable.
+        let freed_by_finalizers = if user_code_ran && !self.panicked() {
+            self.freed_by_finalizers(&unreachable, bump)
+        } else {
+            0
+        };
         // Collected: what is still garbage now, as CPython counts `final_unreachable` (the
-        // resurrected and the uncollectable are not; what survives its clear below, or is
-        // saved by DEBUG_SAVEALL, is), and the weakrefs that died of their callbacks.
-        let m = unreachable.iter().filter(|o| self.is_garbage(**o)).count() as u64 + weakrefs_freed;
+        // resurrected and the uncollectable are not, nor what its finalizers freed; what
+        // survives its clear below, or is saved by DEBUG_SAVEALL, is), and the weakrefs that
+        // died of their callbacks.
+        let m = unreachable.iter().filter(|o| self.is_garbage(**o)).count() as u64
+            - freed_by_finalizers
+            + weakrefs_freed;
         self.delete_garbage(&unreachable, debug.contains(DebugFlags::SAVEALL));
         (m, n as u64)
     }
@@ -1341,6 +1353,48 @@ impl Collector {
                 self.revive(obj);
             }
         }
+    }
+
+    /// How many garbage objects CPython would have freed by reference counting while the
+    /// finalizers ran: CPython holds no reference to its unreachable objects then, so one that
+    /// a finalizer leaves referenced by nothing but such objects dies at once and leaves the
+    /// unreachable list. Here the collector's own reference keeps it garbage until
+    /// `delete_garbage`: those whose count is the collector's reference plus references from
+    /// such objects, found from the ones with nothing but the collector's. Leaves `gc_refs` 0.
+    fn freed_by_finalizers(&self, unreachable: &[ObjPtr], bump: &Bump) -> u64 {
+        let garbage = || unreachable.iter().copied().filter(|o| self.is_garbage(*o));
+        let mut freed = BumpVec::new_in(bump);
+        for obj in garbage() {
+            // SAFETY: we hold a reference to obj (the 1 subtracted), so it is a live container.
+            let (h, header) = unsafe { (gc_header(obj), obj.header()) };
+            h.gc_refs.set(i64::from(header.refcnt()) - 1);
+            if h.gc_refs.get() == 0 {
+                freed.push(obj);
+            }
+        }
+        let mut children = Vec::new();
+        let mut count = 0;
+        while let Some(obj) = freed.pop() {
+            count += 1;
+            // SAFETY: live (we hold a reference); the visitor only gathers pointers.
+            unsafe { self.trace(obj, &mut Visit::into_vec(&mut children)) };
+            for child in children.drain(..) {
+                // SAFETY: visited pointers are live objects.
+                if state(unsafe { child.header() }) == GARBAGE && unsafe { self.is_own(child) } {
+                    // SAFETY: only containers of the careful path's list carry this state.
+                    let h = unsafe { gc_header(child) };
+                    h.gc_refs.set(h.gc_refs.get() - 1);
+                    if h.gc_refs.get() == 0 {
+                        freed.push(child);
+                    }
+                }
+            }
+        }
+        for obj in garbage() {
+            // SAFETY: as above.
+            unsafe { gc_header(obj) }.gc_refs.set(0);
+        }
+        count
     }
 
     /// Breaks the garbage's cycles: each object's `clear` drops its references (or, with

@@ -1209,7 +1209,8 @@ impl Model {
         }
         // Resurrection: what a finalizer or callback made reachable again survives, with all
         // it reaches.
-        if self.c.finalizers_run + self.c.callbacks_run != runs_before {
+        let user_code_ran = self.c.finalizers_run + self.c.callbacks_run != runs_before;
+        if user_code_ran {
             let set: HashSet<Id> = unreachable
                 .iter()
                 .copied()
@@ -1224,12 +1225,39 @@ impl Model {
             }
         }
 
-        // Collected: what is still garbage (CPython's final_unreachable), and the weakrefs that
-        // died of their callbacks.
+        // What CPython's reference counting freed while the finalizers ran (it holds no
+        // reference to the garbage): referenced by nothing but the collector and such objects.
+        let mut freed_by_finalizers = 0;
+        if user_code_ran {
+            let garbage: Vec<Id> = unreachable
+                .iter()
+                .copied()
+                .filter(|&i| self.objs[i].gen == Gen::Garbage)
+                .collect();
+            let mut refs: HashMap<Id, i64> = garbage
+                .iter()
+                .map(|&i| (i, i64::from(self.objs[i].count) - 1))
+                .collect();
+            let mut freed: Vec<Id> = garbage.iter().copied().filter(|i| refs[i] == 0).collect();
+            while let Some(id) = freed.pop() {
+                freed_by_finalizers += 1;
+                for x in self.objs[id].edges() {
+                    if let Some(r) = refs.get_mut(&x) {
+                        *r -= 1;
+                        if *r == 0 {
+                            freed.push(x);
+                        }
+                    }
+                }
+            }
+        }
+        // Collected: what is still garbage (CPython's final_unreachable) but what the
+        // finalizers freed, and the weakrefs that died of their callbacks.
         let m = unreachable
             .iter()
             .filter(|&&id| self.objs[id].gen == Gen::Garbage)
             .count() as u64
+            - freed_by_finalizers
             + weakrefs_freed;
 
         // Deletion: clear the garbage, give back the collector's references; deaths wait on
