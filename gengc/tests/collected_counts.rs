@@ -53,7 +53,11 @@ fn garbage_freed_in_bulk_is_counted_when_a_drop_panics() {
         // A reachable young object sends the garbage down delete_garbage_in_bulk; without
         // one, the whole young set is garbage (delete_young_in_bulk).
         let keep = with_root.then(|| h.alloc(Node::default()).unwrap());
-        let a = h.alloc(DropPanics { kids: RefVec::new() }).unwrap();
+        let a = h
+            .alloc(DropPanics {
+                kids: RefVec::new(),
+            })
+            .unwrap();
         let b = h.alloc(Node::default()).unwrap();
         a.kids.push(b.clone().erase());
         b.kids.push(a.clone().erase());
@@ -188,7 +192,11 @@ fn a_weakref_among_the_uncollectable_whose_callback_runs_is_not_uncollectable() 
     let w = h.rc().weakref(&c, Some(Box::new(|_| {}))).unwrap();
     l.kids.push(w.erase());
     drop((c, l));
-    assert_eq!(h.collect(2).unwrap(), 2, "the cycle collected, the legacy object");
+    assert_eq!(
+        h.collect(2).unwrap(),
+        2,
+        "the cycle collected, the legacy object"
+    );
     assert_eq!(h.garbage().len(), 1);
     h.clear_garbage();
 }
