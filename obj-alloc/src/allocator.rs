@@ -193,15 +193,32 @@ impl ObjAlloc {
     #[cold]
     #[inline(never)]
     fn alloc_from_new_pool(&self, class: SizeClass) -> Result<NonNull<u8>, OutOfMemory> {
-        let (pool, block) = self.arenas.borrow_mut().take_pool(class, &self.raw)?;
-        // SAFETY: take_pool hands out a live pool, used, of `class`, in no list.
-        unsafe { self.used.push_front(class, pool) };
-        tracing::trace!(target: "obj_alloc", class = class.index(), "pool taken");
-        Ok(block)
+        let taken = self.arenas.borrow_mut().take_pool(class, &self.raw);
+        match taken {
+            Ok((pool, block)) => {
+                // SAFETY: take_pool hands out a live pool, used, of `class`, in no list.
+                unsafe { self.used.push_front(class, pool) };
+                tracing::trace!(target: "obj_alloc", class = class.index(), "pool taken");
+                Ok(block)
+            }
+            Err(refused) => {
+                // No new pool (the limit or the OS): a free block of a withheld pool serves
+                // before the request fails, so a request is refused only when its class has
+                // no free block at all.
+                let pool = self.arenas.borrow().withheld_pool(class).ok_or(refused)?;
+                // SAFETY: a live pool of `class`, withheld with a free block, so in no list;
+                // once its hold ends it is used and may join the used table.
+                unsafe {
+                    pool.end_hold();
+                    self.used.push_front(class, pool);
+                }
+                self.alloc_small(class)
+            }
+        }
     }
 
     /// The head pool of `class` handed out its last free block: carves a batch more, or, when
-    /// nothing is left to carve, the pool is full and leaves the used table.
+    /// nothing is left to carve, the pool is full: it leaves the used table, withheld.
     ///
     /// # Safety
     /// `pool` must be live, in the used table for `class`, with an empty free list; `block` one
@@ -209,20 +226,21 @@ impl ObjAlloc {
     #[cold]
     #[inline(never)]
     unsafe fn pool_exhausted(&self, pool: Pool, class: SizeClass, block: NonNull<u8>) {
-        // SAFETY: the pool is live with an empty free list, and holds `block` (contract). A
-        // pool that flaps between full and used (a steady churn) only pays the first check.
+        // SAFETY: the pool is live with an empty free list, and holds `block` (contract); once
+        // unlinked, it is in no list, full, and may be withheld.
         unsafe {
             if pool.can_carve(self.geometry) {
                 pool.carve(block, self.geometry);
             } else {
                 self.used.remove(class, pool);
+                pool.withhold();
             }
         }
     }
 
-    /// A free changed a pool's state: full -> used rejoins the used table; used -> empty leaves
-    /// it and goes back to its arena (which may go back to the OS); full -> empty (a run of
-    /// frees) goes back to its arena from no list.
+    /// A free changed a pool's state: withheld -> used rejoins the used table; used -> empty
+    /// leaves it and goes back to its arena (which may go back to the OS); withheld -> empty (a
+    /// run of frees) goes back to its arena from no list.
     ///
     /// # Safety
     /// `pool` must be live, of `class`, and have just changed state as `after` says.
@@ -231,8 +249,8 @@ impl ObjAlloc {
     pub(crate) unsafe fn pool_changed_state(&self, pool: Pool, class: SizeClass, after: AfterFree) {
         match after {
             AfterFree::StillUsed => {}
-            // SAFETY: a full pool is in no list; it is used again.
-            AfterFree::NoLongerFull => unsafe { self.used.push_front(class, pool) },
+            // SAFETY: a withheld pool is in no list; its hold ended, so it is used again.
+            AfterFree::NoLongerWithheld => unsafe { self.used.push_front(class, pool) },
             AfterFree::Empty => {
                 tracing::trace!(target: "obj_alloc", class = class.index(), "pool released");
                 // SAFETY: it was used, so linked for `class`; now it is empty and in no list.
@@ -241,9 +259,9 @@ impl ObjAlloc {
                     self.arenas.borrow_mut().return_pool(pool, &self.raw);
                 }
             }
-            AfterFree::EmptyFromFull => {
+            AfterFree::EmptyFromWithheld => {
                 tracing::trace!(target: "obj_alloc", class = class.index(), "pool released");
-                // SAFETY: a full pool is in no list; now it is empty.
+                // SAFETY: a withheld pool is in no list; now it is empty.
                 unsafe { self.arenas.borrow_mut().return_pool(pool, &self.raw) };
             }
         }

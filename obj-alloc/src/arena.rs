@@ -393,6 +393,23 @@ impl ArenaTable {
         census
     }
 
+    /// A withheld pool of `class` with a free block (see [`Pool::withhold`]), if there is one:
+    /// what a request of the class gets before it is refused. Visits every carved pool.
+    pub(crate) fn withheld_pool(&self, class: SizeClass) -> Option<Pool> {
+        let g = self.geometry;
+        self.slots.iter().find_map(|slot| {
+            let arena = slot.arena?;
+            (g.usable_pools().start..slot.carved).find_map(|index| {
+                let pool = g.pool_at(arena.base(), index);
+                // SAFETY: carved pools of live arenas have initialised headers.
+                let hit = unsafe {
+                    pool.count() > 0 && pool.class() == class && pool.withholds_a_block()
+                };
+                hit.then_some(pool)
+            })
+        })
+    }
+
     /// Every live arena's pools, in slot and address order (for pictures of the heap).
     pub(crate) fn pool_map(&self) -> Vec<crate::map::ArenaMap> {
         use crate::map::{ArenaMap, PoolState};

@@ -8,7 +8,7 @@
 //!   flush P:  the run holds every block P has handed out -> P is empty wholesale: its header
 //!                                                           reset, no block written;
 //!             else -> the run is linked onto P's free list, in push order;
-//!             then at most one state change (used, full -> used, -> empty) for the whole run
+//!             then at most one state change (used, withheld -> used, -> empty) for the whole run
 //! ```
 //!
 //! Until its run is flushed (when the pool changes, on [`FreeBatch::finish`] and on drop), a

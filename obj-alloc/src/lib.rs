@@ -21,6 +21,7 @@
 //!                         +-------+-------+-------+--------------+
 //!                         | block | block | block | not carved   |   freeblock -> block -> None
 //!                         +-------+-------+-------+--------------+
+//!                           a full pool leaves its list, withheld until 4 frees, then rejoins
 //!                                   ^ part of
 //!   +-------------+------------+---------------+--------+--------+-----+
 //!   | ArenaHeader | pool table | pool 0 blocks | pool 1 | pool 2 | ... |   an arena: arena_size
@@ -48,7 +49,8 @@
 //!   of a non-zero multiple of 16 bytes always gets such a class: callers that need
 //!   [`raw_alloc::ALIGNMENT`] round their size up to 16 (the `Allocator` impl does).
 //! - A pool serves one size class and is in exactly one state: *used* (some blocks handed out,
-//!   a free block left: linked in `UsedPools` for its class), *full* (no free block: in no list)
+//!   a free block left: linked in `UsedPools` for its class), *withheld* (it handed out its
+//!   last block, and frees have given back fewer than 4 since: in no list; *full* when none)
 //!   or *empty* (no block handed out: on its arena's `empty_pools` list).
 //! - A block of a pool is in exactly one state: *handed out* (to a user), on its pool's
 //!   `freeblock` list, beyond the pool's `nextoffset` (never carved), or on a kind's free list
@@ -99,9 +101,12 @@
 //! ## Costs
 //! An allocation from a used pool is a few loads and stores (pop the pool's free list; when that
 //! empties it, a page's worth of blocks is carved onto it at once, out of the fast path); a free
-//! is the same (push). A kind without free lists adds one check and a counter. Taking a new pool, or a pool becoming full or empty, costs a little more and
-//! happens once per pool's worth of blocks; an arena costs one `mmap`/`munmap` and a page fault
-//! per page touched, which retention saves a heap that grows and shrinks within its budget.
+//! is the same (push). A kind without free lists adds one check and a counter. Taking a new
+//! pool, or a pool becoming full or empty, costs a little more and happens once per pool's
+//! worth of blocks; a full pool is withheld until 4 frees, so a churn of full pools pays a state
+//! change once per 4 frees, not at nearly every step. An arena costs one `mmap`/`munmap` and a
+//! page fault per page touched, which retention saves a heap that grows and shrinks within its
+//! budget.
 //! A [`FreeBatch`] pays per block only the kind's counter and an append to its run (and a
 //! prefetch for a block out of address order); a run that frees all of a pool's blocks writes
 //! none of them.

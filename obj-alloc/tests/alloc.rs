@@ -141,12 +141,22 @@ fn a_pool_goes_from_used_to_full_to_used_to_empty() {
         (1, per_pool, 0),
         "the empty pool went back"
     );
-    // A free makes the full pool used again, and the next block comes from it.
+    // A full pool is withheld until frees give it back 4 blocks (`pool::HOLD`): one free
+    // leaves it out of the used table, and the next block needs a second pool again.
     let freed = blocks.pop().unwrap();
     free(&heap, freed, 512);
     assert_eq!(class_stats(&heap, 512), (1, per_pool - 1, 1));
-    assert_eq!(heap.alloc(512).unwrap(), freed);
-    blocks.push(freed);
+    let extra = heap.alloc(512).unwrap();
+    assert_eq!(class_stats(&heap, 512).0, 2);
+    free(&heap, extra, 512);
+    // The fourth free makes it used again, and the next block comes from it (the last freed).
+    let more: Vec<_> = blocks.drain(per_pool - 4..).collect();
+    for &b in &more {
+        free(&heap, b, 512);
+    }
+    assert_eq!(class_stats(&heap, 512), (1, per_pool - 4, 4));
+    assert_eq!(heap.alloc(512).unwrap(), more[2]);
+    blocks.push(more[2]);
     for b in blocks {
         free(&heap, b, 512);
     }
@@ -225,7 +235,8 @@ fn the_heap_limit_refuses_cleanly_and_frees_make_room_again() {
         "direct blocks count against the limit"
     );
     assert_eq!(heap.stats().classes, before.classes);
-    // One free: the full pool is used again and serves the next request.
+    // One free: the full pool is withheld (it waits for more frees before it is used again),
+    // but the limit refuses a new pool, so the withheld block serves the next request.
     let b = blocks.pop().unwrap();
     free(&heap, b, 64);
     assert_eq!(heap.alloc(64).unwrap(), b);
