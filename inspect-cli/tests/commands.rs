@@ -294,7 +294,7 @@ fn control_characters_from_the_file_are_escaped_in_the_text_reports() {
         )
         .replace(
             r#""id":2,"type":"list""#,
-            r#""id":2,"type":"li\u001b[31mst\nforged line""#,
+            r#""id":2,"type":"li\u001b[31mst\nforged line\u202e""#,
         )
         // A wrong trailer, so both reports list the garbage with its type names.
         .replace(r#""garbage":[2]"#, r#""garbage":[]"#);
@@ -310,8 +310,8 @@ fn control_characters_from_the_file_are_escaped_in_the_text_reports() {
             "{command}: {out:?}"
         );
         assert!(
-            out.contains(r"li\u{1b}[31mst\nforged line"),
-            "{command} names the type, escaped: {out}"
+            out.contains(r"li\u{1b}[31mst\nforged line\u{202e}"),
+            "{command} names the type, escaped (a right-to-left override too): {out}"
         );
         assert!(!out.lines().any(|l| l.starts_with("forged line")), "{out}");
     }

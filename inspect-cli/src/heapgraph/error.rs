@@ -20,17 +20,27 @@ pub struct ReadError {
 }
 
 /// `text` from a file or a command line, fit for a one-line message: control characters
-/// (line feeds, escape sequences) are written as Rust escapes (`\n`, `\u{1b}`).
+/// (line feeds, escape sequences) are written as Rust escapes (`\n`, `\u{1b}`), and so are
+/// the bidirectional formatting characters, which would reorder what the terminal shows
+/// (`\u{202e}`).
 pub(crate) fn printable(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         if c.is_control() {
             out.extend(c.escape_debug());
+        } else if is_bidi_control(c) {
+            out.extend(c.escape_unicode());
         } else {
             out.push(c);
         }
     }
     out
+}
+
+/// The characters that change the direction of the text around them (Unicode's
+/// `Bidi_Control`): marks, embeddings, overrides and isolates.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 impl ReadError {
