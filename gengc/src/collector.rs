@@ -1372,13 +1372,10 @@ impl Collector {
                 freed.push(obj);
             }
         }
-        let mut children = Vec::new();
         let mut count = 0;
         while let Some(obj) = freed.pop() {
             count += 1;
-            // SAFETY: live (we hold a reference); the visitor only gathers pointers.
-            unsafe { self.trace(obj, &mut Visit::into_vec(&mut children)) };
-            for child in children.drain(..) {
+            let mut release = |child: ObjPtr| {
                 // SAFETY: visited pointers are live objects.
                 if state(unsafe { child.header() }) == GARBAGE && unsafe { self.is_own(child) } {
                     // SAFETY: only containers of the careful path's list carry this state.
@@ -1388,7 +1385,9 @@ impl Collector {
                         freed.push(child);
                     }
                 }
-            }
+            };
+            // SAFETY: live (we hold a reference); the visitor only reads headers and counts.
+            unsafe { self.trace(obj, &mut Visit::new(&mut release)) };
         }
         for obj in garbage() {
             // SAFETY: as above.
