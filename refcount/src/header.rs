@@ -8,6 +8,8 @@
 //!                     word points to the heap
 //!          bit 8      FINALIZED (the finalizer ran; it never runs again)
 //!          bit 9      HAS_WEAKREFS (the heap's weak table has an entry for this object)
+//!          bit 10     CONTAINER (its type may hold references: a fall of its count that
+//!                     leaves it alive is a release, counted in `releases.rs`)
 //!          bits 16..  free for the tier above (the collector's flags)
 //! ```
 //!
@@ -17,6 +19,7 @@
 
 use std::cell::Cell;
 
+use crate::releases::note_release;
 use crate::TypeInfo;
 
 /// The reference count of an immortal object.
@@ -28,6 +31,7 @@ pub const HEADER_SIZE: usize = 16;
 pub(crate) const LOCATOR_MASK: u32 = 0x3F;
 pub(crate) const FINALIZED: u32 = 1 << 8;
 pub(crate) const HAS_WEAKREFS: u32 = 1 << 9;
+pub(crate) const CONTAINER: u32 = 1 << 10;
 /// The first flag bit the tier above may use (bits `UPPER_FLAGS_SHIFT..32`).
 pub const UPPER_FLAGS_SHIFT: u32 = 16;
 
@@ -45,7 +49,7 @@ impl ObjHeader {
     pub(crate) fn new(ty: &'static TypeInfo, locator: u32) -> Self {
         ObjHeader {
             refcnt: Cell::new(1),
-            flags: Cell::new(locator & LOCATOR_MASK),
+            flags: Cell::new((locator & LOCATOR_MASK) | if ty.container { CONTAINER } else { 0 }),
             ty,
         }
     }
@@ -75,6 +79,7 @@ impl ObjHeader {
     }
 
     /// Drops one reference; true when the count reached zero (the caller must deallocate).
+    /// A container that lives on counts a release (`releases.rs`).
     #[inline]
     pub(crate) fn decref(&self) -> bool {
         let n = self.refcnt.get();
@@ -83,7 +88,19 @@ impl ObjHeader {
         }
         debug_assert!(n > 0, "decref of a dead object of type {}", self.ty.name);
         self.refcnt.set(n - 1);
-        n == 1
+        if n == 1 {
+            return true;
+        }
+        self.released();
+        false
+    }
+
+    /// Counts a release if the object is a container: it lost a reference and lives on.
+    #[inline]
+    pub(crate) fn released(&self) {
+        if self.has(CONTAINER) {
+            note_release();
+        }
     }
 
     /// Replaces the count.

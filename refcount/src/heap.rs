@@ -813,6 +813,11 @@ impl RcHeap {
         let after = header.refcnt() - 1;
         // SAFETY: removes the temporary reference added above.
         unsafe { header.set_refcnt(after) };
+        if after > 0 {
+            // Resurrected, and possibly into a cycle of its own making (a self-reference): as
+            // any reference dropped from an object that lives on, a release.
+            header.released();
+        }
         if after > before {
             self.bump(|c| c.resurrected += 1);
             return true;

@@ -28,6 +28,8 @@
 //!   block. So several heaps live in one process and every object is freed into its own.
 //! - Deallocation never recurses: deaths during a deallocation wait on the heap's pending stack.
 //! - A finalizer runs at most once per object (PEP 442); it may resurrect the object.
+//! - Every fall of a container's count that leaves it alive moves the thread's release epoch
+//!   ([`Releases`]) on: while it stands still, no object can have become unreachable.
 //! - When an object dies, its weakrefs are cleared before any callback runs, and only weakrefs
 //!   that are themselves alive get their callbacks, newest first.
 //! - Payload containers ([`RefCell1`], [`RefVec`]) never keep a borrow while user code runs, so
@@ -72,6 +74,7 @@ mod handle;
 mod header;
 mod heap;
 mod panics;
+mod releases;
 mod stats;
 mod type_info;
 mod weak;
@@ -83,6 +86,7 @@ pub use heap::{
     trace, ContainerHook, RcHeap, Unraisable, UnraisableHook, DIRECT_PREFIX, PAYLOAD_OFFSET,
 };
 pub use panics::{drop_panic, panic_message, resume_or_drop, FirstPanic, PanicPayload};
+pub use releases::Releases;
 pub use stats::RcStats;
 pub use type_info::{items, Object, Trace, TypeInfo, VarObject, Visit, CONTAINER_PRE_HEADER};
 pub use weak::{Weak, WeakCallback, WeakRefObj};
