@@ -13,13 +13,13 @@ use bumpalo::collections::Vec as BumpVec;
 use bumpalo::Bump;
 use obj_alloc::prefetch;
 use refcount::{
-    ContainerHook, FirstPanic, ObjHeader, ObjPtr, ObjRef, Object, RcHeap, Visit, WeakRefObj,
-    IMMORTAL,
+    ContainerHook, FirstPanic, ObjHeader, ObjPtr, ObjRef, Object, RcHeap, Releases, Visit,
+    WeakRefObj, IMMORTAL,
 };
 
 use crate::generation::Generation;
 use crate::header::{
-    gc_header, is_new, set_state, state, GcHeader, GARBAGE, GARBAGE_DEAD, GEN_BASE, NEW_BASE,
+    gc_header, is_new, set_state, state, GcHeader, Tags, GARBAGE, GARBAGE_DEAD, NEW_BASE,
     UNREACHABLE, UNTRACKED, YOUNG,
 };
 use crate::slots::SlotSet;
@@ -44,6 +44,21 @@ pub(crate) struct Collector {
     /// Generations 0, 1, 2 and the permanent one: a tracked object knows its slot, so
     /// untracking empties it (see `generation`).
     gens: [RefCell<Generation>; 4],
+    /// Which state each generation's objects carry (see [`Tags`]).
+    tags: Cell<Tags>,
+    /// The release epoch (`refcount::Releases`) at which the last full collection found every
+    /// object of generations 0..=2 reachable, or at which the heap was made (no object yet):
+    /// while the thread's epoch still reads the same, a full collection has nothing to find
+    /// and skips its scan ([`Collector::collect_main`]). `None` after a full collection that
+    /// found garbage or gave up, or an `unfreeze` that brought unscanned objects in.
+    all_reachable_at: Cell<Option<Releases>>,
+    /// `unfreeze`s that thawed objects: a full collection during which one ran proves nothing
+    /// about the thawed objects.
+    thaws: Cell<u64>,
+    /// Full collections that skipped their scan.
+    pub(crate) scans_skipped: Cell<u64>,
+    /// Whether a full collection scans even with nothing to find (`GcHeap::set_always_scan`).
+    pub(crate) always_scan: Cell<bool>,
     /// The objects of a running collection (`None`: a hole of a generation it took, not yet
     /// swept; or an object that died during it, or was left as garbage).
     young: RefCell<Vec<Option<ObjPtr>>>,
@@ -103,6 +118,11 @@ impl Collector {
         Collector {
             rc: std::ptr::null(),
             gens: Default::default(),
+            tags: Cell::new(Tags::IDENTITY),
+            all_reachable_at: Cell::new(Some(Releases::now())),
+            thaws: Cell::new(0),
+            scans_skipped: Cell::new(0),
+            always_scan: Cell::new(false),
             young: RefCell::new(Vec::new()),
             unreachable: RefCell::new(SlotSet::default()),
             edges: Cell::default(),
@@ -198,7 +218,7 @@ impl Collector {
             (Some(_), YOUNG | UNREACHABLE) => true,
             (Some(_), s) if is_new(s) => false,
             (Some(_), UNTRACKED | GARBAGE | GARBAGE_DEAD) => false,
-            (Some(collected), s) => ((s - GEN_BASE) as usize) <= collected,
+            (Some(collected), s) => self.tags.get().generation(s) <= collected,
         };
         if held {
             h.untrack_later.set(true);
@@ -234,7 +254,7 @@ impl Collector {
                 self.joined.set(self.joined.get() | 1 << gen);
                 NEW_BASE + gen as u8
             }
-            _ => GEN_BASE + gen as u8,
+            _ => self.tags.get().state(gen),
         }
     }
 
@@ -252,7 +272,7 @@ impl Collector {
                     let header = unsafe { obj.header() };
                     let s = state(header);
                     if is_new(s) {
-                        set_state(header, GEN_BASE + (s - NEW_BASE));
+                        set_state(header, self.tags.get().state((s - NEW_BASE) as usize));
                     }
                 }
             }
@@ -301,8 +321,8 @@ impl Collector {
             // SAFETY: a tracked object's GC header names its slot in its generation (during a
             // sweep, whose young array holds generations' objects with stale slots, no death
             // is freed: collect_main defers them).
-            g => unsafe {
-                self.gens[(g - GEN_BASE) as usize]
+            s => unsafe {
+                self.gens[self.tags.get().generation(s)]
                     .borrow_mut()
                     .remove(index)
             },
@@ -320,13 +340,21 @@ impl Collector {
             UNTRACKED => None,
             YOUNG | UNREACHABLE | GARBAGE | GARBAGE_DEAD => Some(NUM_GENERATIONS + 1), // running
             s if is_new(s) => Some((s - NEW_BASE) as usize),
-            g => Some((g - GEN_BASE) as usize),
+            s => Some(self.tags.get().generation(s)),
         }
     }
 
-    /// Moves every object of generation `from` to the end of generation `to`.
+    /// Moves every object of generation `from` to the end of generation `to`. Into an empty
+    /// generation, outside the sweep-to-end stretch of a collection (whose `NEW` states name
+    /// generations), the two trade slots and tags: no object is touched, whatever their
+    /// number.
     pub(crate) fn merge(&self, from: usize, to: usize) {
-        if from == to {
+        if from == to || self.gens[from].borrow().is_empty() {
+            return;
+        }
+        if !self.lent.get() && self.gens[to].borrow().is_empty() {
+            self.gens[from].swap(&self.gens[to]);
+            self.tags.set(self.tags.get().swapped(from, to));
             return;
         }
         let moved = self.gens[from].borrow_mut().take_slots();
@@ -350,7 +378,23 @@ impl Collector {
     }
 
     pub(crate) fn unfreeze(&self) {
+        if self.gens[3].borrow().is_empty() {
+            return;
+        }
+        // The thawed objects were in no scan: until one, a full collection proves nothing.
+        self.all_reachable_at.set(None);
+        self.thaws.set(self.thaws.get() + 1);
         self.merge(3, NUM_GENERATIONS - 1);
+    }
+
+    /// What a full collection with nothing to find does instead of its sweep and scan: the
+    /// survivors' move, generations 1 and 0 joining the end of generation 2 in that order,
+    /// as a scan's survivors would (O(1) into an empty generation 2, see `merge`). Returns how
+    /// many objects generation 2 then holds, all of them reachable.
+    fn promote_unscanned(&self) -> usize {
+        self.merge(1, NUM_GENERATIONS - 1);
+        self.merge(0, NUM_GENERATIONS - 1);
+        self.generation_len(NUM_GENERATIONS - 1)
     }
 
     // ---- automatic collection -------------------------------------------------------------
@@ -482,13 +526,14 @@ impl Collector {
             "gc_collect",
             generation = g,
             examined = tracing::field::Empty,
+            scanned = tracing::field::Empty,
             collected = tracing::field::Empty,
             uncollectable = tracing::field::Empty,
             elapsed_ns = tracing::field::Empty
         );
         let _enter = span.enter();
         let debug = self.debug.get();
-        let mut bump = self.scratch.take().unwrap_or_default();
+        let bump = self.scratch.take().unwrap_or_default();
         self.collecting_gen.set(Some(g));
         self.mixed.set(crate::heap::heaps_side_by_side());
 
@@ -501,6 +546,19 @@ impl Collector {
         }
         self.update_counts(g);
         let old = (g + 1).min(NUM_GENERATIONS - 1);
+        let full = g == NUM_GENERATIONS - 1;
+        // The release epoch before any user code of the collection runs (traces included).
+        let releases = Releases::now();
+        let thaws = self.thaws.get();
+        if full && !self.always_scan.get() && self.all_reachable_at.get() == Some(releases) {
+            // No container lost a reference since a full collection (or the heap's birth)
+            // found every object reachable: nothing can have become unreachable since
+            // (`refcount::Releases`), and a scan would find nothing. CPython always scans.
+            let kept = self.promote_unscanned();
+            self.scans_skipped.set(self.scans_skipped.get() + 1);
+            span.record("scanned", false);
+            return self.finish_collection(g, start, &span, bump, (0, 0, kept, kept));
+        }
         // The sweep and the scan run the young objects' traces, user code that may drop a
         // reference it should only have reported (`Trace` is a safe trait). An object that
         // dies of it must not be freed while the collector holds the young array and the
@@ -546,12 +604,12 @@ impl Collector {
 
         // `reachable`: what the scan found reachable, which the long-lived counts take (as
         // CPython's do, before finalizers run): not the garbage that survives.
-        let (m, n, reachable) = match settled {
+        let (m, n, reachable, scanned_all) = match settled {
             // Something died while a trace ran, or a trace panicked: all survive.
-            Err(settled) => (0, 0, self.give_up(settled, old)),
+            Err(settled) => (0, 0, self.give_up(settled, old), false),
             // All of the young set is garbage, and common garbage (see below) at that: free
             // it where it stands.
-            Ok(None) => (self.delete_young_in_bulk(no_drops), 0, 0),
+            Ok(None) => (self.delete_young_in_bulk(no_drops), 0, 0, true),
             Ok(Some(special)) => {
                 let reachable = examined - self.unreachable.borrow().len();
                 // The objects of the unreachable slots are garbage, their counts pinned; the
@@ -573,10 +631,29 @@ impl Collector {
                     self.handle_special_garbage(debug, special, &bump)
                 };
                 self.move_survivors(old);
-                (m, n, reachable)
+                (m, n, reachable, true)
             }
         };
+        if full {
+            // Found everything reachable: the proof the next full collection may rest on.
+            let proof = scanned_all && reachable == examined && self.thaws.get() == thaws;
+            self.all_reachable_at.set(proof.then_some(releases));
+        }
+        span.record("scanned", true);
+        self.finish_collection(g, start, &span, bump, (m, n, reachable, examined))
+    }
 
+    /// What every collection ends with: the long-lived counts, the stats, the span and
+    /// DEBUG_STATS's last event. `found` is (collected, uncollectable, reachable, examined).
+    fn finish_collection(
+        &self,
+        g: usize,
+        start: Instant,
+        span: &tracing::Span,
+        mut bump: Bump,
+        (m, n, reachable, examined): (u64, u64, usize, usize),
+    ) -> (u64, u64) {
+        let debug = self.debug.get();
         let reachable = reachable as u64;
         if g == NUM_GENERATIONS - 2 {
             self.long_lived_pending
@@ -660,7 +737,10 @@ impl Collector {
     /// references counting as references from outside (they are released when the object's
     /// turn comes), and what young objects subtracted from them is undone.
     fn update_and_subtract_refs(&self, g: usize) -> Sweep {
-        let last_gen = GEN_BASE + g as u8;
+        // The states that make a visited object one of the collected set's: YOUNG, and those
+        // of generations 0..=g (objects not swept yet).
+        let tags = self.tags.get();
+        let inside = (0..=g).fold(1u32 << YOUNG, |bits, gen| bits | 1 << tags.state(gen));
         let mixed = self.mixed.get();
         // References subtracted from young objects (and from dying ones, undone below).
         let mut subtracted: u64 = 0;
@@ -671,7 +751,7 @@ impl Collector {
                 // SAFETY: visited pointers are live objects (Visit only takes handles).
                 let header = unsafe { child.header() };
                 let s = state(header);
-                if (s == YOUNG || (GEN_BASE..=last_gen).contains(&s))
+                if inside >> s & 1 != 0
                     && (!mixed || {
                         // SAFETY: a live object (the visitor is given live objects).
                         unsafe { self.owns(child) }
@@ -728,7 +808,7 @@ impl Collector {
                     let (h, header) = unsafe { (gc_header(obj), obj.header()) };
                     if header.refcnt() == 0 {
                         // Dying: back to its generation, in order.
-                        let mut list = self.gens[(state(header) - GEN_BASE) as usize].borrow_mut();
+                        let mut list = self.gens[tags.generation(state(header))].borrow_mut();
                         // SAFETY: a live container; its generation gave its slots to the young array.
                         unsafe { list.push(obj) };
                         continue;
@@ -1449,6 +1529,7 @@ impl Collector {
         let mut garbage = self.unreachable.borrow_mut();
         let mut dest = self.gens[old].borrow_mut();
         let base = dest.next_slot();
+        let survivor_state = self.tags.get().state(old);
         let mut kept = 0;
         // 64 slots at a time: a run of garbage costs one test of its word.
         for w in 0..young.len().div_ceil(64) {
@@ -1471,7 +1552,7 @@ impl Collector {
                     h.gc_refs.set(0);
                     continue;
                 }
-                set_state(header, GEN_BASE + old as u8);
+                set_state(header, survivor_state);
                 h.index.set((base + kept) as u32);
                 h.reachable.set(false);
                 h.gc_refs.set(0);

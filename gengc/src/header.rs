@@ -8,7 +8,8 @@
 //!   | gc_refs: i64     | index: u32     | mark:u8| out:u8 |later:u8| pad|  | refcnt | flags: state| ty |
 //!   +------------------+----------------+--------+--------+---------+  +--------+-------------+----+
 //!   state:   (upper 16 flag bits) UNTRACKED = 0 (zeroed objects and atoms start untracked);
-//!            1..=4 = generations 0, 1, 2 and permanent, stored off by one; YOUNG = in the array
+//!            1..=4 = generations 0, 1, 2 and permanent, each by its tag (`Tags`: a merge into
+//!            an empty generation trades tags instead of rewriting headers); YOUNG = in the array
 //!            of a running collection; NEW_BASE + g = generation g, joined during a running
 //!            collection of it (not young); UNREACHABLE = found unreachable by its scan, count
 //!            pinned; GARBAGE = in the unreachable list of the careful path; GARBAGE_DEAD =
@@ -52,6 +53,46 @@ pub(crate) const GARBAGE_DEAD: u8 = GEN_BASE + 7;
 /// Not one of the young objects, so a reference to it leads out of the young set. Back to
 /// generation `g`'s state when the collection ends.
 pub(crate) const NEW_BASE: u8 = GEN_BASE + 8;
+
+/// Which state each generation's objects carry: generation `g` (0..=2, and 3 for the
+/// permanent one) is `GEN_BASE + tag_of[g]`. The tags start equal to the generations; a merge
+/// into an empty generation trades the two generations' slots and tags (`Collector::merge`),
+/// so that the objects moved keep their state and the generation that now holds them reads
+/// it as its own: freezing a heap, or promoting a young generation into an empty old one,
+/// writes no header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Tags {
+    tag_of: [u8; 4],
+    gen_of: [u8; 4],
+}
+
+impl Tags {
+    /// Every generation carries its own number.
+    pub(crate) const IDENTITY: Tags = Tags {
+        tag_of: [0, 1, 2, 3],
+        gen_of: [0, 1, 2, 3],
+    };
+
+    /// The state of generation `gen`'s objects.
+    #[inline]
+    pub(crate) fn state(self, gen: usize) -> u8 {
+        GEN_BASE + self.tag_of[gen]
+    }
+
+    /// The generation whose objects carry `state`, one of `GEN_BASE..GEN_BASE + 4`.
+    #[inline]
+    pub(crate) fn generation(self, state: u8) -> usize {
+        usize::from(self.gen_of[usize::from(state - GEN_BASE)])
+    }
+
+    /// The tags with generations `a` and `b`'s traded.
+    pub(crate) fn swapped(mut self, a: usize, b: usize) -> Tags {
+        self.tag_of.swap(a, b);
+        self.gen_of[usize::from(self.tag_of[a])] = a as u8;
+        self.gen_of[usize::from(self.tag_of[b])] = b as u8;
+        self
+    }
+}
 
 /// Whether a state is one of the `NEW_BASE + g`.
 #[inline]

@@ -106,6 +106,22 @@ impl GcHeap {
         self.collector.enabled.get()
     }
 
+    /// Whether every full collection sweeps and scans, as CPython's does. Off by default: a
+    /// full collection then skips its scan when no container of the thread has lost a
+    /// reference since a full collection found every object reachable (`refcount::Releases`),
+    /// since it could find nothing; it only moves the young generations up, in O(1) when
+    /// generation 2 is empty. Its results, stats, callbacks and events are the same, but for
+    /// the span's `scanned = false` and [`GcStats::scans_skipped`](crate::GcStats). On, for
+    /// timing the scan of a live heap, or for running a trace under test.
+    pub fn set_always_scan(&self, on: bool) {
+        self.collector.always_scan.set(on)
+    }
+
+    /// See [`GcHeap::set_always_scan`].
+    pub fn always_scans(&self) -> bool {
+        self.collector.always_scan.get()
+    }
+
     /// `gc.collect(generation)`: collects `generation` and the younger ones. Returns the
     /// number of unreachable objects found (collected plus uncollectable); 0 when called while
     /// a collection runs (from a finalizer or callback). As in CPython, an object that a
@@ -321,6 +337,7 @@ impl GcHeap {
             garbage: c.garbage.borrow().len() as u64,
             long_lived_total: c.long_lived_total.get(),
             long_lived_pending: c.long_lived_pending.get(),
+            scans_skipped: c.scans_skipped.get(),
             last_pause_ns: c.last_pause_ns.get(),
         }
     }

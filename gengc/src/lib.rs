@@ -15,6 +15,9 @@
 //!     young: the array of a running collection     track = push, untrack = leave a hole
 //!     unreachable: a bit per young slot            scratch: a bumpalo arena, reset per run
 //!
+//!   collect(2), the release epoch (refcount::Releases) unchanged since a full collection
+//!   found everything reachable: promote_unscanned (no sweep, no scan: nothing can be found)
+//!
 //!   collect(g):  update_and_subtract_refs (the oldest collected generation lends its
 //!                │   buffer as the young array; the sweep adds up counts and references)
 //!                ├─ no young object referenced from outside, and common garbage:
@@ -30,7 +33,8 @@
 //!
 //! ## Invariants
 //! - Every tracked container is in exactly one generation array, at the index its GC header
-//!   says; a container that dies is untracked first (the refcount tier calls the hook), except
+//!   says, and carries its generation's tag (`Tags`: a merge into an empty generation trades
+//!   the two generations' arrays and tags, and writes no header); a container that dies is untracked first (the refcount tier calls the hook), except
 //!   garbage freed in bulk, which the collector forgets itself.
 //! - Outside a collection `gc_refs` is 0, so one sweep both counts and subtracts. During a
 //!   collection, the young array holds the collected generations; `gc_refs` of a young object
@@ -66,6 +70,10 @@
 //! - No phase recurses: reachability is propagated with an explicit stack in scratch memory, so
 //!   a ring or chain of ten million objects is collected on an 8 MiB stack.
 //! - Free lists are cleared by every full collection, as in CPython.
+//! - A full collection skips its sweep and scan only while the thread's release epoch reads
+//!   what it read before the sweep of a full collection that found everything reachable, and
+//!   no `unfreeze` thawed objects since: an object becomes unreachable only by losing a
+//!   reference, which moves the epoch on (`refcount::Releases`).
 //!
 //! ## What this tier never does
 //! It never frees a block: refcounting does, when `clear` drops the last references, or when

@@ -41,6 +41,10 @@ pub struct GcStats {
     pub long_lived_total: u64,
     /// Objects that reached the oldest generation since (collect it only past 25% of the base).
     pub long_lived_pending: u64,
+    /// Full collections that skipped their sweep and scan: no container had lost a reference
+    /// since a full collection found everything reachable (`refcount::Releases`), so there
+    /// was nothing to find. Not in CPython, which always scans.
+    pub scans_skipped: u64,
     /// Wall-clock nanoseconds of the last collection.
     pub last_pause_ns: u64,
 }

@@ -118,6 +118,9 @@ impl Object for Hoarder<'_> {
 #[test]
 fn handles_a_trace_without_the_exact_promise_clones_are_counted() {
     let (h, owner) = static_heap();
+    // Built with clones only, the heap would be collected without a scan, and the trace
+    // under test would never run.
+    h.set_always_scan(true);
     // Young nodes made before and after the hoarder, held from outside and in a cycle.
     let before = h.alloc(Node::default()).unwrap().erase();
     let hoarder = h.alloc(Hoarder::default()).unwrap();

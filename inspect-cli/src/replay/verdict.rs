@@ -149,6 +149,9 @@ pub(crate) fn collect(
 ) -> Result<(Verdict, Collections), CliError> {
     let gc = replayed.heap.gc();
     let trailer = &graph.trailer;
+    // CPython's collections scan: so do these, whose times are compared with its (a heap
+    // replayed without a release would otherwise be collected without a scan).
+    gc.set_always_scan(true);
 
     gc.set_debug(DebugFlags::SAVEALL);
     let start = Instant::now();

@@ -1,0 +1,184 @@
+//! A full collection skips its sweep and scan when no container of the thread has lost a
+//! reference since a full collection found every object reachable (`refcount::Releases`). These
+//! tests pin when it may, that it then does what a scan that found nothing would have done,
+//! and each way garbage can appear, which must make the next full collection scan.
+
+mod common;
+
+use common::*;
+use gengc::GcHeap;
+use refcount::ObjRef;
+
+fn heap() -> GcHeap {
+    GcHeap::new(Default::default()).unwrap()
+}
+
+fn skipped(h: &GcHeap) -> u64 {
+    h.stats().scans_skipped
+}
+
+/// Two nodes referencing each other, with no handle left: garbage. Making it drops a handle
+/// to a node that lives on (a release).
+fn garbage_pair(h: &GcHeap) {
+    let a = h.alloc(Node::default()).unwrap();
+    let b = h.alloc(Node::default()).unwrap();
+    a.kids.push(b.clone().erase());
+    b.kids.push(a.erase());
+}
+
+/// Objects in generations 2, 1 and 0, made with clones only (no release).
+fn three_generations(h: &GcHeap) -> [ObjRef<'_>; 3] {
+    let in_2 = h.alloc(Node::default()).unwrap().erase();
+    h.collect(2).unwrap();
+    let in_1 = h.alloc(Node::default()).unwrap().erase();
+    h.collect(0).unwrap();
+    let in_0 = h.alloc(Node::default()).unwrap().erase();
+    in_0.downcast_ref::<Node>().unwrap().kids.push(in_1.clone());
+    [in_2, in_1, in_0]
+}
+
+#[test]
+fn a_heap_built_without_releases_is_collected_without_a_scan() {
+    let h = heap();
+    let nodes: Vec<_> = (0..1000)
+        .map(|_| h.alloc(Node::default()).unwrap())
+        .collect();
+    for (i, n) in nodes.iter().enumerate() {
+        n.kids.push(nodes[(i * 7 + 1) % 1000].clone().erase());
+    }
+    assert_eq!(h.collect(2).unwrap(), 0);
+    assert_eq!(skipped(&h), 1);
+    assert_eq!(h.collect(2).unwrap(), 0, "and again");
+    assert_eq!(skipped(&h), 2);
+    let s = h.stats();
+    assert_eq!(s.generations.map(|g| g.objects), [0, 0, 1000]);
+    assert_eq!(s.generations[2].stats.collections, 2);
+    assert_eq!((s.long_lived_total, s.long_lived_pending), (1000, 0));
+    assert!(nodes
+        .iter()
+        .all(|n| h.generation_of(&n.clone().erase()) == Some(2)));
+}
+
+#[test]
+fn a_skipped_scan_leaves_the_generations_as_a_scan_would() {
+    let (scanned, skipping) = (heap(), heap());
+    scanned.set_always_scan(true);
+    let order = |h: &GcHeap, objs: &[ObjRef<'_>; 3]| -> Vec<Option<usize>> {
+        let all = h.get_objects(Some(2)).unwrap();
+        objs.iter()
+            .map(|o| all.iter().position(|x| x.as_ptr() == o.as_ptr()))
+            .collect()
+    };
+    let a = three_generations(&scanned);
+    let b = three_generations(&skipping);
+    let before = skipped(&skipping);
+    assert_eq!(scanned.collect(2).unwrap(), 0);
+    assert_eq!(skipping.collect(2).unwrap(), 0);
+    assert_eq!(skipped(&skipping), before + 1);
+    assert_eq!(skipped(&scanned), 0, "always_scan scans");
+    assert_eq!(
+        order(&scanned, &a),
+        [Some(0), Some(1), Some(2)],
+        "oldest first"
+    );
+    assert_eq!(order(&skipping, &b), order(&scanned, &a));
+    assert_eq!(scanned.stats().generations, skipping.stats().generations);
+    assert_eq!(scanned.get_count(), skipping.get_count());
+}
+
+#[test]
+fn a_release_makes_the_next_full_collection_scan() {
+    let h = heap();
+    let n = h.alloc(Node::default()).unwrap();
+    h.collect(2).unwrap();
+    assert_eq!(skipped(&h), 1);
+    drop(n.clone());
+    h.collect(2).unwrap();
+    assert_eq!(skipped(&h), 1, "scanned");
+    h.collect(2).unwrap();
+    assert_eq!(skipped(&h), 2, "that scan found everything reachable");
+}
+
+#[test]
+fn garbage_is_always_found() {
+    let h = heap();
+    h.collect(2).unwrap();
+    garbage_pair(&h);
+    assert_eq!(h.collect(2).unwrap(), 2);
+    // The scan found garbage: it proves nothing about the next one's heap.
+    garbage_pair(&h);
+    assert_eq!(h.collect(2).unwrap(), 2);
+    assert_eq!(skipped(&h), 1, "only the first, on the empty heap");
+}
+
+#[test]
+fn an_object_a_finalizer_resurrects_into_a_self_cycle_is_found_next_time() {
+    let h = heap();
+    h.collect(2).unwrap();
+    // Dies by counting; its finalizer stores it in itself: garbage no decref saw fall.
+    let ouroboros = h
+        .alloc(FinNode {
+            kids: Default::default(),
+            fin: Box::new(|this| {
+                let me = this.downcast_ref::<FinNode<'_>>().unwrap();
+                me.kids.push(same_heap(this.clone()));
+            }),
+        })
+        .unwrap();
+    drop(ouroboros);
+    assert_eq!(h.rc().stats().resurrected, 1);
+    assert_eq!(h.collect(2).unwrap(), 1);
+    assert_eq!(h.rc().stats().live, 0);
+}
+
+#[test]
+fn garbage_frozen_then_thawed_is_found() {
+    let h = heap();
+    garbage_pair(&h);
+    h.freeze();
+    // Nothing to find outside the permanent generation: this scan proves generations 0..=2
+    // reachable, not the frozen pair.
+    assert_eq!(h.collect(2).unwrap(), 0);
+    h.unfreeze();
+    assert_eq!(h.collect(2).unwrap(), 2);
+    assert_eq!(h.rc().stats().live, 0);
+}
+
+#[test]
+fn freezing_a_whole_heap_and_thawing_it_moves_every_object() {
+    let h = heap();
+    let [in_2, in_1, in_0] = three_generations(&h);
+    h.freeze();
+    assert_eq!(h.get_freeze_count(), 3);
+    for o in [&in_2, &in_1, &in_0] {
+        assert_eq!(h.generation_of(o), Some(3));
+    }
+    h.unfreeze();
+    for o in [&in_2, &in_1, &in_0] {
+        assert_eq!(h.generation_of(o), Some(2));
+    }
+    // Untracking finds each object's slot in its new generation.
+    h.untrack(&in_1);
+    assert!(!h.is_tracked(&in_1));
+    assert_eq!(h.get_objects(Some(2)).unwrap().len(), 2);
+    drop((in_2, in_1, in_0));
+    assert_eq!(h.rc().stats().live, 0);
+    assert!(h.get_objects(None).unwrap().is_empty());
+}
+
+#[test]
+fn after_generations_traded_places_young_collections_still_find_young_garbage() {
+    let h = heap();
+    let keep: Vec<_> = (0..50).map(|_| h.alloc(Node::default()).unwrap()).collect();
+    h.collect(2).unwrap(); // generation 0's slots and tag go to generation 2
+    assert_eq!(skipped(&h), 1);
+    garbage_pair(&h);
+    let young = h.alloc(Node::default()).unwrap();
+    assert_eq!(h.collect(0).unwrap(), 2);
+    assert_eq!(h.generation_of(&young.clone().erase()), Some(1));
+    assert_eq!(h.collect(1).unwrap(), 0);
+    assert_eq!(h.generation_of(&young.clone().erase()), Some(2));
+    assert_eq!(h.get_objects(Some(2)).unwrap().len(), 51);
+    drop(keep);
+    assert_eq!(h.get_objects(Some(2)).unwrap().len(), 1);
+}
