@@ -8,9 +8,10 @@
 //!     ring    one cycle through all N, dropped          CPython 3.11 (python3, lists [None, None])
 //!     random  two out-edges to random objects, dropped  bacon_rajan_cc, dumpster, gc, rust-cc
 //!     live    the random graph, kept alive              gc-arena (the tracing floor)
-//!     live-touched  the same, after a pass that cloned and dropped every root handle (extra:
-//!             trial-deletion collectors scan only objects whose count fell; `live` gives them
-//!             nothing to do, this gives them the whole graph, as any loop over it would)
+//!     live-touched  the same, after a pass that cloned and dropped every root handle: in
+//!             `live` no count fell since the graph was built, so the trial-deletion
+//!             collectors have nothing to scan and pyheap skips its scan (`scans_skipped`);
+//!             here every collector must trace the whole graph, as after any loop over it
 //!
 //!   one run = (shape, collector, N), in a child process with a 60 s timeout:
 //!     build the graph (not timed) -> drop the last handles (timed) -> one full collection (timed)
@@ -330,6 +331,14 @@ mod pyheap_case {
             );
         }
         check_remaining(shape, built, heap.rc().stats().live);
+        if shape == Shape::LiveTouched {
+            // Every count fell once since the graph was built: the collection had to scan.
+            assert_eq!(
+                heap.stats().scans_skipped,
+                0,
+                "wrong setup: live-touched skipped"
+            );
+        }
         std::mem::forget(kept);
         finish_sample(sample)
     }

@@ -774,8 +774,12 @@ fn targets(r: &Records, quick: bool) -> Vec<Target> {
         ("ring", 0.35),
         ("random", 0.35),
         ("live", 0.5),
+        // The live graph again, its counts all touched: every collector that can skip its
+        // work (pyheap included, see `scans_skipped`) has to trace it. This is the traversal
+        // of the issue's shape (4); `live` shows the skip.
+        ("live-touched", 0.5),
     ] {
-        let dropped = shape != "live";
+        let dropped = !shape.starts_with("live");
         let metrics: &[&str] = if dropped {
             &["collect ns/obj", "drop+collect ns/obj"]
         } else {
@@ -828,11 +832,15 @@ fn targets(r: &Records, quick: bool) -> Vec<Target> {
             }
         }
         let mut note = Vec::new();
-        if !idle.is_empty() {
+        if shape == "live" && ours.as_ref().is_ok_and(|&o| o < 1.0) {
             note.push(format!(
-                "{} scanned nothing (no count fell since the graph was built; see live-touched)",
+                "no count fell since the graph was built: pyheap skipped its scan (O(1)), as {} \
+                 did theirs; the difference is a constant of microseconds (cold code in a fresh \
+                 process), not work per object; live-touched times the scans",
                 idle.join(", ")
             ));
+        } else if !idle.is_empty() {
+            note.push(format!("{} did no work", idle.join(", ")));
         }
         if !skipped.is_empty() {
             note.push(format!("did not complete: {}", skipped.join("; ")));
@@ -1194,9 +1202,10 @@ impl Report {
             "## Collection (gengc)\n\nN objects with two reference slots each: `pairs` (N/2 \
              two-object cycles), `ring` (one cycle through all), `random` (two out-edges to \
              uniformly random objects, fixed seed), all dropped then collected; `live` (the \
-             random graph kept alive: a full collection that frees nothing); `live-touched` \
-             (extra: the live graph after a pass that cloned and dropped every root handle, so \
-             that trial-deletion collectors have the whole graph to scan). pyheap's \
+             random graph kept alive: a full collection that frees nothing; no count fell \
+             since the graph was built, so pyheap skips its scan, as the trial-deletion \
+             collectors skip theirs); `live-touched` (the live graph after a pass that cloned \
+             and dropped every root handle: every collector traces the whole graph). pyheap's \
              `collect(2)` (its node type, two `RefCell1` slots, declares that its drop only \
              releases references: `TypeInfo::drop_only_releases_refs`) against CPython 3.11's `gc.collect()` (lists `[None, None]`, gc \
              disabled while building, the interpreter's own objects frozen), bacon_rajan_cc \
