@@ -193,7 +193,12 @@ pub fn fuzz(args: &[String]) -> Result<(), String> {
             .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
     }
     let out_text = out.display().to_string();
-    let _ = std::fs::remove_file(&out);
+    let replay = flag(args, "--replay")?;
+    // A stale failure must not outlive a new run; a replay keeps it (it may be what it reads,
+    // as the failure message suggests).
+    if replay.is_none() {
+        let _ = std::fs::remove_file(&out);
+    }
     let fuzz_test = |test: &str| {
         Cmd::new(format!("fuzz ({test})"), "cargo")
             .args([
@@ -211,7 +216,7 @@ pub fn fuzz(args: &[String]) -> Result<(), String> {
             ])
             .env("PYHEAP_FUZZ_OUT", out_text.clone())
     };
-    let cmd = match flag(args, "--replay")? {
+    let cmd = match replay {
         Some(file) => {
             let file = std::fs::canonicalize(&file).map_err(|e| format!("{file}: {e}"))?;
             fuzz_test("replay_fuzz_program").env("PYHEAP_FUZZ_REPLAY", file.display().to_string())
