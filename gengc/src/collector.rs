@@ -1184,11 +1184,12 @@ impl Collector {
         let unreachable = self.take_unreachable(bump);
         // The garbage is out of the young array (its objects say GARBAGE), with a reference
         // held to each, so nothing it holds is freed while finalizers and callbacks run.
-        let mut n = 0;
         // Legacy finalizers make cycles uncollectable because they must not run on them; a
         // heap being torn down runs no finalizer at all, so then they are ordinary garbage.
+        // CPython's `finalizers` list: survivors, with a reference held to each here.
+        let mut uncollectable = BumpVec::new_in(bump);
         if special.legacy_finalizers && self.rc().user_code_enabled() {
-            n = self.move_legacy_finalizers(&unreachable, bump);
+            uncollectable = self.move_legacy_finalizers(&unreachable, bump);
         }
         if debug.contains(DebugFlags::COLLECTABLE) {
             for &o in unreachable.iter().filter(|o| self.is_garbage(**o)) {
@@ -1202,7 +1203,7 @@ impl Collector {
         if special.weakrefs || special.finalizers {
             let user_code_before = self.user_code_runs();
             if special.weakrefs {
-                weakrefs_freed = self.handle_weakrefs(&unreachable, bump);
+                weakrefs_freed = self.handle_weakrefs(&unreachable, &mut uncollectable, bump);
             }
             if special.finalizers {
                 self.finalize_garbage(&unreachable);
@@ -1237,7 +1238,44 @@ impl Collector {
             - freed_by_finalizers
             + weakrefs_freed;
         self.delete_garbage(&unreachable, debug.contains(DebugFlags::SAVEALL));
-        (m, n as u64)
+        let n = self.handle_legacy_finalizers(uncollectable);
+        (m, n)
+    }
+
+    /// CPython's count of the uncollectable and its `handle_legacy_finalizers`, after
+    /// `delete_garbage`: what is left of the uncollectable goes to `gc.garbage` (our reference
+    /// moves there), and is counted. In CPython, whose `finalizers` list holds no reference,
+    /// an uncollectable object that only the garbage referenced died when the garbage was
+    /// cleared: here that is one whose only reference is ours, released (which may leave
+    /// another with ours alone, so until none is).
+    fn handle_legacy_finalizers(&self, mut uncollectable: BumpVec<'_, ObjPtr>) -> u64 {
+        loop {
+            let before = uncollectable.len();
+            uncollectable.retain(|obj| {
+                // SAFETY: we hold a reference to each object of the list.
+                if unsafe { obj.header() }.refcnt() > 1 {
+                    return true;
+                }
+                // SAFETY: our reference, given up: the object dies, as it did in CPython.
+                unsafe { obj.decref() };
+                false
+            });
+            if uncollectable.len() == before {
+                break;
+            }
+        }
+        let debug = self.debug.get().contains(DebugFlags::UNCOLLECTABLE);
+        for &obj in &uncollectable {
+            if debug {
+                // SAFETY: live (we hold a reference).
+                let ty = unsafe { obj.type_info() }.name;
+                tracing::info!(target: "gengc", "gc: uncollectable <{ty} {:#x}>", obj.addr());
+            }
+        }
+        self.garbage
+            .borrow_mut()
+            .extend(uncollectable.iter().copied());
+        uncollectable.len() as u64
     }
 
     /// Marks what the stacked objects reach through garbage objects (state GARBAGE) that are
@@ -1309,8 +1347,13 @@ impl Collector {
     }
 
     /// Objects with legacy finalizers, and everything they reach among the garbage, are
-    /// uncollectable: they go to `garbage` and survive. Returns how many.
-    fn move_legacy_finalizers(&self, unreachable: &[ObjPtr], bump: &Bump) -> usize {
+    /// uncollectable: they survive, and are returned with a reference held to each, for
+    /// `handle_legacy_finalizers` to send to `garbage` once the garbage is deleted.
+    fn move_legacy_finalizers<'b>(
+        &self,
+        unreachable: &[ObjPtr],
+        bump: &'b Bump,
+    ) -> BumpVec<'b, ObjPtr> {
         let mut stack = BumpVec::new_in(bump);
         for &obj in unreachable {
             // SAFETY: we hold a reference to obj.
@@ -1321,23 +1364,17 @@ impl Collector {
             }
         }
         self.propagate_reachable(&mut stack);
-        let mut n = 0;
+        let mut uncollectable = BumpVec::new_in(bump);
         for &obj in unreachable {
             // SAFETY: as above.
             if unsafe { gc_header(obj) }.reachable.get() {
-                // SAFETY: a live object; garbage owns the new reference.
+                // SAFETY: a live object; the returned list owns the new reference.
                 unsafe { obj.incref() };
-                self.garbage.borrow_mut().push(obj);
+                uncollectable.push(obj);
                 self.revive(obj);
-                n += 1;
-                if self.debug.get().contains(DebugFlags::UNCOLLECTABLE) {
-                    // SAFETY: live.
-                    let ty = unsafe { obj.type_info() }.name;
-                    tracing::info!(target: "gengc", "gc: uncollectable <{ty} {:#x}>", obj.addr());
-                }
             }
         }
-        n
+        uncollectable
     }
 
     /// Clears every weak reference to the garbage (upgrading gives nothing from now on), then
@@ -1350,7 +1387,15 @@ impl Collector {
     /// Returns how many of the weakrefs whose callbacks ran died when the collector let go of
     /// them (their callback dropped their last other holder): CPython counts those among the
     /// collected.
-    fn handle_weakrefs(&self, unreachable: &[ObjPtr], bump: &Bump) -> u64 {
+    ///
+    /// A weakref among the uncollectable whose callback runs leaves that list (CPython moves
+    /// it to its callbacks list): it survives, but is not uncollectable.
+    fn handle_weakrefs(
+        &self,
+        unreachable: &[ObjPtr],
+        uncollectable: &mut BumpVec<'_, ObjPtr>,
+        bump: &Bump,
+    ) -> u64 {
         let rc = self.rc();
         let mut callbacks = BumpVec::new_in(bump);
         for &obj in unreachable.iter().filter(|o| self.is_garbage(**o)) {
@@ -1369,6 +1414,13 @@ impl Collector {
         }
         let mut freed = 0;
         for wr in callbacks {
+            if wr.has_callback() {
+                if let Some(i) = uncollectable.iter().position(|&o| o == wr.as_ptr()) {
+                    uncollectable.remove(i);
+                    // SAFETY: the list's reference to it, given up (`wr` holds another).
+                    unsafe { wr.as_ptr().decref() };
+                }
+            }
             // The collector's own reference, given back once the callback is done (the one
             // `clear_weakrefs` made goes to the callback).
             let ours = wr.has_callback().then(|| wr.clone());

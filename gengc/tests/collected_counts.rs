@@ -175,16 +175,14 @@ fn garbage_a_finalizer_leaves_alone_is_counted_as_collected() {
     assert_eq!(h.collect(2).unwrap(), 2);
 }
 
-/// Known divergence. CPython counts `n` over what is left of its finalizers list after
-/// `delete_garbage`; pyheap puts the uncollectable into `gc.garbage`, with a reference, at
-/// `move_legacy_finalizers`, and counts `n` there. A legacy object held only by collectable
-/// garbage is freed with it in CPython (`_testcapi.with_tp_del` makes the legacy class):
+/// CPython counts `n` over what is left of its finalizers list after `delete_garbage`, and
+/// only then fills `gc.garbage`: a legacy object held only by collectable garbage is freed
+/// with it (`_testcapi.with_tp_del` makes the legacy class):
 /// ```python
 /// c = C(); c.me = c; c.l = L(); del c
 /// gc.collect()  # 1: collected 1, uncollectable 0, gc.garbage == []
 /// ```
 #[test]
-#[ignore = "diverges from CPython: the collector holds the uncollectable in gc.garbage from move_legacy_finalizers on and counts n there (see the doc comment)"]
 fn a_legacy_object_freed_with_the_garbage_is_not_uncollectable() {
     let h = heap();
     let c = h.alloc(Node::default()).unwrap();
@@ -197,15 +195,14 @@ fn a_legacy_object_freed_with_the_garbage_is_not_uncollectable() {
     assert_eq!(h.rc().stats().live, 0);
 }
 
-/// Known divergence, as above. A weakref with a callback held by an uncollectable object has
-/// its callback run and leaves the finalizers list (`handle_weakrefs`):
+/// A weakref with a callback held by an uncollectable object has its callback run and leaves
+/// the finalizers list (`handle_weakrefs`):
 /// ```python
 /// c = C(); c.me = c; l = L(); l.me = l; l.w = weakref.ref(c, lambda w: None); del c, l
 /// gc.collect()  # 3: collected 1 (c), uncollectable 2 (l and the lambda), gc.garbage == [l]
 /// ```
 /// pyheap's callback is a closure, not an object: 2 here, with `l` alone in `gc.garbage`.
 #[test]
-#[ignore = "diverges from CPython: the collector holds the uncollectable in gc.garbage from move_legacy_finalizers on and counts n there (see the doc comment)"]
 fn a_weakref_among_the_uncollectable_whose_callback_runs_is_not_uncollectable() {
     let h = heap();
     let c = h.alloc(Node::default()).unwrap();

@@ -1141,8 +1141,9 @@ impl Model {
             o.count += 1;
         }
 
-        // Legacy finalizers, and what they reach in the garbage: uncollectable.
-        let mut n = 0;
+        // Legacy finalizers, and what they reach in the garbage: uncollectable, held (with a
+        // reference) until the garbage is deleted.
+        let mut uncollectable = Vec::new();
         let legacy: HashSet<Id> = unreachable
             .iter()
             .copied()
@@ -1154,9 +1155,8 @@ impl Model {
             for &id in &unreachable {
                 if doomed.contains(&id) {
                     self.objs[id].count += 1;
-                    self.garbage.push(id);
+                    uncollectable.push(id);
                     self.revive(id);
-                    n += 1;
                 }
             }
         }
@@ -1196,6 +1196,13 @@ impl Model {
                     ..
                 }
             );
+            // A weakref among the uncollectable whose callback runs leaves that list.
+            if had_callback {
+                if let Some(i) = uncollectable.iter().position(|&u| u == wr) {
+                    uncollectable.remove(i);
+                    self.decref(wr);
+                }
+            }
             self.run_weakref_callback(wr);
             if had_callback && self.objs[wr].count == 0 {
                 weakrefs_freed += 1;
@@ -1287,6 +1294,26 @@ impl Model {
             self.drain();
             self.deallocating = false;
         }
+
+        // What is left of the uncollectable goes to gc.garbage and is counted; one whose only
+        // reference is the list's died with the garbage in CPython, and dies now.
+        loop {
+            let before = uncollectable.len();
+            let mut kept = Vec::new();
+            for id in uncollectable {
+                if self.objs[id].count > 1 {
+                    kept.push(id);
+                } else {
+                    self.decref(id);
+                }
+            }
+            uncollectable = kept;
+            if uncollectable.len() == before {
+                break;
+            }
+        }
+        let n = uncollectable.len() as u64;
+        self.garbage.extend(uncollectable);
 
         self.finish_collection(g, old, m, n, reachable)
     }
