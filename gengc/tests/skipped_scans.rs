@@ -182,3 +182,58 @@ fn after_generations_traded_places_young_collections_still_find_young_garbage() 
     drop(keep);
     assert_eq!(h.get_objects(Some(2)).unwrap().len(), 1);
 }
+
+thread_local! {
+    static HEAP: std::cell::Cell<Option<&'static GcHeap>> = const { std::cell::Cell::new(None) };
+    static TRACK_ARMED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Holds one reference in a plain field (no cell: the trace reaches it without a count). Once
+/// armed, its trace has the collector track that reference (`track` makes and drops no
+/// reference, see tracking_during_a_collection.rs). A safe type: no promise made.
+struct Tracks<'h> {
+    other: ObjRef<'h>,
+}
+impl refcount::Trace for Tracks<'_> {
+    fn trace(&self, v: &mut refcount::Visit<'_>) {
+        if TRACK_ARMED.with(|a| a.replace(false)) {
+            HEAP.with(std::cell::Cell::get).unwrap().track(&self.other);
+        }
+        v.visit(&self.other);
+    }
+}
+static TRACKS: refcount::TypeInfo = refcount::TypeInfo::new::<Tracks<'static>>("tracks");
+impl refcount::Object for Tracks<'_> {
+    const CONTAINER: bool = true;
+    fn type_info() -> &'static refcount::TypeInfo {
+        &TRACKS
+    }
+}
+
+/// `t <-> u` with `u` untracked: garbage the collector cannot see, since `u`'s reference to
+/// `t` counts as one from outside. A full collection scans (the cycle was made with
+/// releases), finds `t` reachable, and while its sweep runs, `t`'s trace tracks `u`: from
+/// then on the pair is garbage a scan finds, and no container lost a reference. As with an
+/// `unfreeze` during a collection, the objects tracked during it were in no scan, and its
+/// proof must not cover them.
+#[test]
+fn an_object_tracked_during_a_full_collection_is_not_covered_by_its_proof() {
+    let (h, owner) = static_heap();
+    HEAP.with(|c| c.set(Some(h)));
+    let u = h.alloc(Node::default()).unwrap().erase();
+    h.untrack(&u);
+    let t = h.alloc(Tracks { other: u.clone() }).unwrap();
+    u.downcast_ref::<Node>().unwrap().kids.push(t.erase());
+    drop(u); // a release: the next full collection scans
+    TRACK_ARMED.with(|a| a.set(true));
+    let first = h.collect(2).unwrap();
+    // (Counted without handles: dropping one would be a release.)
+    let tracked: u64 = h.stats().generations.iter().map(|g| g.objects).sum();
+    let second = h.collect(2).unwrap();
+    let live = h.rc().stats().live;
+    HEAP.with(|c| c.set(None));
+    // SAFETY: no handle of the heap is left.
+    unsafe { free_heap(owner) };
+    assert_eq!((first, tracked), (0, 2), "t reachable through untracked u; u tracked since");
+    assert_eq!((second, live), (2, 0), "t <-> u, both tracked, is garbage a scan finds");
+}
