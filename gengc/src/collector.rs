@@ -52,8 +52,10 @@ pub(crate) struct Collector {
     /// and skips its scan ([`Collector::collect_main`]). `None` after a full collection that
     /// found garbage or gave up, or an `unfreeze` that brought unscanned objects in.
     all_reachable_at: Cell<Option<Releases>>,
-    /// `unfreeze`s that thawed objects: a full collection during which one ran proves nothing
-    /// about the thawed objects.
+    /// `unfreeze`s that thawed objects, and `track`s by user code of untracked objects: a
+    /// full collection during which one ran proves nothing about the objects brought in (an
+    /// untracked object's references count as from outside, so tracking it can turn objects
+    /// that scan found reachable into garbage without any release).
     thaws: Cell<u64>,
     /// Full collections that skipped their scan.
     pub(crate) scans_skipped: Cell<u64>,
@@ -238,6 +240,10 @@ impl Collector {
         // SAFETY: contract.
         let (h, header) = unsafe { (gc_header(obj), obj.header()) };
         if state(header) == UNTRACKED {
+            // Like a thaw: an object whose references counted as from outside joins, and a
+            // full collection running meanwhile (whose trace may be the caller) has not
+            // scanned it, nor what only it held (see `thaws`).
+            self.thaws.set(self.thaws.get() + 1);
             // SAFETY: a live, untracked container of this heap (contract).
             unsafe { self.link(obj, 0) };
         } else {

@@ -72,7 +72,8 @@
 //! - Free lists are cleared by every full collection, as in CPython.
 //! - A full collection skips its sweep and scan only while the thread's release epoch reads
 //!   what it read before the sweep of a full collection that found everything reachable, and
-//!   no `unfreeze` thawed objects since: an object becomes unreachable only by losing a
+//!   no `unfreeze` thawed objects since (nor, during that collection, a `track` brought an
+//!   untracked object in): an object becomes unreachable only by losing a
 //!   reference, which moves the epoch on (`refcount::Releases`).
 //!
 //! ## What this tier never does
