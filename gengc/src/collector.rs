@@ -562,8 +562,7 @@ impl Collector {
             // (`refcount::Releases`), and a scan would find nothing. CPython always scans.
             let kept = self.promote_unscanned();
             self.scans_skipped.set(self.scans_skipped.get() + 1);
-            span.record("scanned", false);
-            return self.finish_collection(g, start, &span, bump, (0, 0, kept, kept));
+            return self.finish_collection(g, start, &span, bump, false, (0, 0, kept, kept));
         }
         // The sweep and the scan run the young objects' traces, user code that may drop a
         // reference it should only have reported (`Trace` is a safe trait). An object that
@@ -645,18 +644,21 @@ impl Collector {
             let proof = scanned_all && reachable == examined && self.thaws.get() == thaws;
             self.all_reachable_at.set(proof.then_some(releases));
         }
-        span.record("scanned", true);
-        self.finish_collection(g, start, &span, bump, (m, n, reachable, examined))
+        self.finish_collection(g, start, &span, bump, true, (m, n, reachable, examined))
     }
 
     /// What every collection ends with: the long-lived counts, the stats, the span and
     /// DEBUG_STATS's last event. `found` is (collected, uncollectable, reachable, examined).
+    /// The span's fields are recorded once the collection has ended (`end_tracking_changes`):
+    /// a subscriber is user code, and what it does must find the same heap whether the
+    /// collection scanned or not.
     fn finish_collection(
         &self,
         g: usize,
         start: Instant,
         span: &tracing::Span,
         mut bump: Bump,
+        scanned: bool,
         (m, n, reachable, examined): (u64, u64, usize, usize),
     ) -> (u64, u64) {
         let debug = self.debug.get();
@@ -682,6 +684,7 @@ impl Collector {
         self.scratch.set(Some(bump));
         let elapsed = start.elapsed().as_nanos() as u64;
         self.last_pause_ns.set(elapsed);
+        span.record("scanned", scanned);
         span.record("examined", examined);
         span.record("collected", m);
         span.record("uncollectable", n);
