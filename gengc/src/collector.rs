@@ -556,7 +556,13 @@ impl Collector {
         // The release epoch before any user code of the collection runs (traces included).
         let releases = Releases::now();
         let thaws = self.thaws.get();
-        if full && !self.always_scan.get() && self.all_reachable_at.get() == Some(releases) {
+        // Not inside a deallocation: a dying object (count 0) is still tracked then, and a
+        // scan leaves it in its generation, out of the long-lived count.
+        if full
+            && !self.always_scan.get()
+            && !self.rc().is_deallocating()
+            && self.all_reachable_at.get() == Some(releases)
+        {
             // No container lost a reference since a full collection (or the heap's birth)
             // found every object reachable: nothing can have become unreachable since
             // (`refcount::Releases`), and a scan would find nothing. CPython always scans.

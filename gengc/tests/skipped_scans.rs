@@ -234,8 +234,16 @@ fn an_object_tracked_during_a_full_collection_is_not_covered_by_its_proof() {
     HEAP.with(|c| c.set(None));
     // SAFETY: no handle of the heap is left.
     unsafe { free_heap(owner) };
-    assert_eq!((first, tracked), (0, 2), "t reachable through untracked u; u tracked since");
-    assert_eq!((second, live), (2, 0), "t <-> u, both tracked, is garbage a scan finds");
+    assert_eq!(
+        (first, tracked),
+        (0, 2),
+        "t reachable through untracked u; u tracked since"
+    );
+    assert_eq!(
+        (second, live),
+        (2, 0),
+        "t <-> u, both tracked, is garbage a scan finds"
+    );
 }
 
 thread_local! {
@@ -303,4 +311,38 @@ fn a_subscriber_sees_the_same_tracking_whether_the_collection_scanned_or_not() {
     let (skipped, one) = generation_after_untrack_then_track(false);
     assert_eq!((zero, one), (0, 1), "the second one skipped");
     assert_eq!(skipped, scanned);
+}
+
+/// What a collection started by a weakref callback of a dying object leaves: the long-lived
+/// total, and the generations' sizes. The dying object (count 0) is still tracked then.
+fn collect_from_a_dying_objects_callback(always_scan: bool) -> (u64, [u64; 3]) {
+    let h = heap();
+    h.set_always_scan(always_scan);
+    let _kept = h.alloc(Node::default()).unwrap();
+    let dying = h.alloc(Node::default()).unwrap().erase();
+    let seen = std::rc::Rc::new(std::cell::Cell::new((0, [0; 3])));
+    let out = seen.clone();
+    let hr = &h;
+    let _w = h
+        .rc()
+        .weakref(
+            &dying,
+            Some(Box::new(move |_| {
+                hr.collect(2).unwrap();
+                let s = hr.stats();
+                out.set((s.long_lived_total, s.generations.map(|g| g.objects)));
+            })),
+        )
+        .unwrap();
+    drop(dying);
+    seen.get()
+}
+
+#[test]
+fn a_collection_inside_a_deallocation_counts_as_a_scan_would() {
+    // A scan leaves a dying object where it was, out of the long-lived count.
+    assert_eq!(
+        collect_from_a_dying_objects_callback(false),
+        collect_from_a_dying_objects_callback(true)
+    );
 }

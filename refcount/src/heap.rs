@@ -535,6 +535,13 @@ impl RcHeap {
         self.deallocation_loop(f)
     }
 
+    /// Whether a deallocation loop runs: some object's count fell to zero and it is not
+    /// freed yet (its finalizer or weakref callbacks may be running, or the deaths it causes
+    /// wait on the pending stack).
+    pub fn is_deallocating(&self) -> bool {
+        self.deallocating.get()
+    }
+
     /// How many objects wait on the pending stack: their count fell to zero inside a
     /// deallocation or [`defer_frees`](Self::defer_frees), and they are not freed yet. A
     /// caller compares two readings to learn whether anything died in between.
