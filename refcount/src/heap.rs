@@ -988,16 +988,25 @@ impl Drop for EndLoopOnUnwind<'_> {
 }
 
 /// The default `sys.unraisablehook`: a `tracing` error.
+/// Logs an unraisable failure as a `tracing` error. A subscriber that panics on it (a log
+/// sink that fails) has nowhere left to report to: its panic is dropped, as CPython ignores a
+/// failure to print an unraisable exception, and never unwinds into the deallocation loop or
+/// the collector that reported.
 fn log_unraisable(u: &Unraisable) {
-    tracing::error!(
-        target: "refcount::unraisable",
-        context = u.context,
-        type_name = u.type_name,
-        "exception ignored in {} of {} object: {}",
-        u.context,
-        u.type_name,
-        u.message
-    );
+    let logged = catch_unwind(AssertUnwindSafe(|| {
+        tracing::error!(
+            target: "refcount::unraisable",
+            context = u.context,
+            type_name = u.type_name,
+            "exception ignored in {} of {} object: {}",
+            u.context,
+            u.type_name,
+            u.message
+        )
+    }));
+    if let Err(panic) = logged {
+        drop_panic(panic);
+    }
 }
 
 /// Visits the strong references of a live object (its type's `trace`).

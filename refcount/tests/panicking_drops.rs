@@ -576,3 +576,41 @@ fn a_finalizer_panic_whose_payload_panics_when_dropped_is_reported_and_the_objec
         "the finalizer's failure is reported"
     );
 }
+
+/// A `tracing` subscriber that panics at every event: a log sink that fails.
+struct FailingSink;
+impl tracing::Subscriber for FailingSink {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, _: &tracing::Event<'_>) {
+        panic!("the log sink failed");
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+#[test]
+fn a_log_sink_that_panics_on_an_unraisable_report_never_unwinds_into_the_deallocation() {
+    let h = heap();
+    let log = common::Log::default();
+    let mut fin = common::Fin::new("failing", &log);
+    fin.panic = true;
+    let list = h.alloc(List::default()).unwrap();
+    list.0.push(h.alloc(fin).unwrap().erase());
+    list.0.push(h.alloc(Num(1)).unwrap().erase());
+    let dropped = tracing::subscriber::with_default(FailingSink, || {
+        catch_unwind(AssertUnwindSafe(|| drop(list)))
+    });
+    assert!(
+        dropped.is_ok(),
+        "the sink's panic is dropped, as the finalizer's is reported"
+    );
+    assert_eq!((h.stats().unraisable, h.stats().live), (1, 0));
+    assert_eq!(blocks(&h), 0);
+}
