@@ -37,6 +37,17 @@ pub type GcCallback = Box<dyn FnMut(Phase, &CallbackInfo)>;
 /// A registered callback, shared with the invocation that runs it.
 pub(crate) type SharedCallback = Rc<RefCell<GcCallback>>;
 
+/// Marks a collection as running while it lives: its drop, on the way out or by an unwind,
+/// lets the next collection run (`Collector::collect_with_callback`).
+struct Collecting<'a>(&'a Collector);
+
+impl Drop for Collecting<'_> {
+    fn drop(&mut self) {
+        self.0.collecting_gen.set(None);
+        self.0.collecting.set(false);
+    }
+}
+
 /// The collector's state. Lives in a `Box` whose address the refcount tier keeps as its
 /// container hook.
 pub(crate) struct Collector {
@@ -432,6 +443,9 @@ impl Collector {
         if self.collecting.replace(true) {
             return 0;
         }
+        // Whatever escapes (a tracing subscriber's panic where the heap is consistent: a span
+        // opening or closing), the collector is not left refusing every later collection.
+        let _collecting = Collecting(self);
         self.invoke_callbacks(
             Phase::Start,
             CallbackInfo {
@@ -449,7 +463,7 @@ impl Collector {
                 uncollectable: n,
             },
         );
-        self.collecting.set(false);
+        drop(_collecting);
         self.panic.resume();
         m + n
     }
@@ -547,8 +561,10 @@ impl Collector {
         // subscriber is user code, which may upgrade a weak reference to what turns out to be
         // garbage (and must then find its true count).
         if debug.contains(DebugFlags::STATS) {
-            tracing::info!(target: "gengc", generation = g,
-                objects = ?[0, 1, 2].map(|i| self.generation_len(i)), "gc: collecting");
+            self.catching(|| {
+                tracing::info!(target: "gengc", generation = g,
+                    objects = ?[0, 1, 2].map(|i| self.generation_len(i)), "gc: collecting")
+            });
         }
         self.update_counts(g);
         let old = (g + 1).min(NUM_GENERATIONS - 1);
@@ -690,15 +706,19 @@ impl Collector {
         self.scratch.set(Some(bump));
         let elapsed = start.elapsed().as_nanos() as u64;
         self.last_pause_ns.set(elapsed);
-        span.record("scanned", scanned);
-        span.record("examined", examined);
-        span.record("collected", m);
-        span.record("uncollectable", n);
-        span.record("elapsed_ns", elapsed);
+        self.catching(|| {
+            span.record("scanned", scanned);
+            span.record("examined", examined);
+            span.record("collected", m);
+            span.record("uncollectable", n);
+            span.record("elapsed_ns", elapsed);
+        });
         if debug.contains(DebugFlags::STATS) {
-            tracing::info!(target: "gengc", examined,
-                "gc: done, {m} unreachable, {n} uncollectable, {:.4}s elapsed",
-                elapsed as f64 / 1e9);
+            self.catching(|| {
+                tracing::info!(target: "gengc", examined,
+                    "gc: done, {m} unreachable, {n} uncollectable, {:.4}s elapsed",
+                    elapsed as f64 / 1e9)
+            });
         }
         (m, n)
     }
@@ -1086,7 +1106,9 @@ impl Collector {
             self.for_each_unreachable(|o| {
                 // SAFETY: objects of the unreachable slots are live until deleted.
                 let ty = unsafe { o.type_info() }.name;
-                tracing::info!(target: "gengc", "gc: collectable <{ty} {:#x}>", o.addr());
+                self.catching(
+                    || tracing::info!(target: "gengc", "gc: collectable <{ty} {:#x}>", o.addr()),
+                );
             });
         }
     }
@@ -1210,7 +1232,9 @@ impl Collector {
             for &o in unreachable.iter().filter(|o| self.is_garbage(**o)) {
                 // SAFETY: we hold a reference to every unreachable object.
                 let ty = unsafe { o.type_info() }.name;
-                tracing::info!(target: "gengc", "gc: collectable <{ty} {:#x}>", o.addr());
+                self.catching(
+                    || tracing::info!(target: "gengc", "gc: collectable <{ty} {:#x}>", o.addr()),
+                );
             }
         }
         let mut weakrefs_freed = 0;
@@ -1284,7 +1308,9 @@ impl Collector {
             if debug {
                 // SAFETY: live (we hold a reference).
                 let ty = unsafe { obj.type_info() }.name;
-                tracing::info!(target: "gengc", "gc: uncollectable <{ty} {:#x}>", obj.addr());
+                self.catching(|| {
+                    tracing::info!(target: "gengc", "gc: uncollectable <{ty} {:#x}>", obj.addr())
+                });
             }
         }
         self.garbage

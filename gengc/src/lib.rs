@@ -63,8 +63,10 @@
 //! - The young set does not change under the sweep and the scan: a death during them makes
 //!   the collection give up (every young object survives), and an `untrack` from user code of
 //!   an object the collection holds is applied when it ends. User code that panics (a trace, a
-//!   clear, a payload's drop) is caught; the collection gives up or finishes consistently, and
-//!   `collect` then resumes the first panic.
+//!   clear, a payload's drop, a `tracing` subscriber at an event) is caught; the collection
+//!   gives up or finishes consistently, and `collect` then resumes the first panic. A panic
+//!   that escapes where the heap is consistent (a subscriber opening or closing the span)
+//!   still lets the next collection run.
 //! - With more than one `GcHeap` on the thread, references may lead into another heap: a
 //!   collection then checks each visited object's heap before taking it for its own.
 //! - No phase recurses: reachability is propagated with an explicit stack in scratch memory, so

@@ -368,3 +368,79 @@ fn a_callback_whose_drop_adds_a_callback_can_be_removed() {
     drop(unsafe { Box::from_raw(owner) });
     assert!(r.is_ok(), "remove_callback panicked");
 }
+
+/// A subscriber that panics at every event (a failing log sink), and also where spans open.
+struct PanickingSubscriber {
+    in_spans: bool,
+}
+
+impl Subscriber for PanickingSubscriber {
+    fn enabled(&self, _: &Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &Attributes<'_>) -> Id {
+        if self.in_spans {
+            panic!("the subscriber failed to open a span");
+        }
+        Id::from_u64(1)
+    }
+    fn record(&self, _: &Id, _: &Record<'_>) {}
+    fn record_follows_from(&self, _: &Id, _: &Id) {}
+    fn event(&self, _: &Event<'_>) {
+        panic!("the subscriber failed");
+    }
+    fn enter(&self, _: &Id) {}
+    fn exit(&self, _: &Id) {}
+}
+
+/// A garbage cycle of two nodes, one of them with a finalizer that panics (reported as
+/// unraisable, through `tracing` when no hook is installed).
+fn garbage_with_a_failing_finalizer(h: &GcHeap) {
+    let a = h
+        .alloc(common::FinNode {
+            kids: Default::default(),
+            fin: Box::new(|_| panic!("finalizer failed")),
+        })
+        .unwrap();
+    let b = h.alloc(Node::default()).unwrap();
+    a.kids.push(b.clone().erase());
+    b.kids.push(a.erase());
+}
+
+#[test]
+fn a_panicking_subscriber_never_leaves_the_collector_unusable() {
+    for in_spans in [false, true] {
+        let h = GcHeap::new(Default::default()).unwrap();
+        h.set_debug(DebugFlags::STATS | DebugFlags::COLLECTABLE | DebugFlags::UNCOLLECTABLE);
+        garbage_with_a_failing_finalizer(&h);
+        let legacy = h.alloc(common::Legacy::default()).unwrap();
+        legacy.kids.push(legacy.clone().erase());
+        drop(legacy);
+        let result = tracing::subscriber::with_default(PanickingSubscriber { in_spans }, || {
+            catch_unwind(AssertUnwindSafe(|| h.collect(2)))
+        });
+        assert!(
+            result.is_err(),
+            "the subscriber's panic comes out of collect"
+        );
+        // The heap is whole: the next collection runs (not refused as nested) and finds the
+        // rest, or nothing if the first one got through.
+        h.set_debug(DebugFlags::empty());
+        h.collect(2).unwrap();
+        let garbage = h.garbage();
+        assert_eq!(
+            garbage.len(),
+            1,
+            "the legacy cycle, once (in_spans: {in_spans})"
+        );
+        // Break the uncollectable cycle by hand, as a Python program must.
+        garbage[0]
+            .downcast_ref::<common::Legacy>()
+            .unwrap()
+            .kids
+            .clear();
+        drop(garbage);
+        h.clear_garbage();
+        assert_eq!(h.rc().stats().live, 0, "in_spans: {in_spans}");
+    }
+}
