@@ -71,6 +71,12 @@ impl fmt::Display for HeapStats {
             f,
             "    long-lived: {} pending of {} (a full collection waits for 25%)",
             g.long_lived_pending, g.long_lived_total
+        )?;
+        writeln!(
+            f,
+            "    scans skipped: {} (full collections with nothing released since one found \
+             everything reachable)",
+            g.scans_skipped
         )
     }
 }
