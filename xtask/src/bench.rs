@@ -928,8 +928,12 @@ fn show_ns(v: f64) -> String {
         format!("{v:.0}")
     } else if v >= 10.0 {
         format!("{v:.1}")
-    } else {
+    } else if v >= 0.1 || v <= 0.0 {
         format!("{v:.2}")
+    } else {
+        // A collection that did no work per object: three significant digits, not "0.00".
+        let decimals = (-v.log10().floor()) as usize + 2;
+        format!("{v:.decimals$}")
     }
 }
 
@@ -2191,5 +2195,16 @@ mod tests {
         assert_eq!(t(Err("x".into()), false, false).verdict(), "n/a");
         assert_eq!(thousands(10_000_000), "10,000,000");
         assert_eq!(thousands(999), "999");
+    }
+
+    #[test]
+    fn figures_under_a_tenth_keep_three_significant_digits() {
+        assert_eq!(show_ns(0.004521), "0.00452");
+        assert_eq!(show_ns(0.0004588), "0.000459");
+        assert_eq!(show_ns(0.05), "0.0500");
+        assert_eq!(
+            (show_ns(0.0), show_ns(0.25), show_ns(47.31)),
+            ("0.00".into(), "0.25".into(), "47.3".into())
+        );
     }
 }
