@@ -26,6 +26,11 @@ use crate::slots::SlotSet;
 use crate::stats::{CallbackInfo, GenerationStats, Phase};
 use crate::DebugFlags;
 
+/// The `gc_refs` mark of a garbage object that CPython's finalizers would have freed (it holds
+/// no reference to the garbage while they run), from `freed_by_finalizers` to
+/// `delete_garbage`: never saved by DEBUG_SAVEALL.
+const FREED_BY_FINALIZERS: i64 = -1;
+
 /// The number of generations.
 pub const NUM_GENERATIONS: usize = 3;
 /// CPython's default thresholds.
@@ -1564,7 +1569,13 @@ impl Collector {
         }
         for obj in garbage() {
             // SAFETY: as above.
-            unsafe { gc_header(obj) }.gc_refs.set(0);
+            let h = unsafe { gc_header(obj) };
+            // Marked FREED_BY_FINALIZERS, for delete_garbage; 0 for the rest.
+            h.gc_refs.set(if h.gc_refs.get() == 0 {
+                FREED_BY_FINALIZERS
+            } else {
+                0
+            });
         }
         count
     }
@@ -1583,7 +1594,12 @@ impl Collector {
             rc.defer_frees(|| {
                 for &obj in unreachable {
                     if self.is_garbage(obj) {
-                        if save_all {
+                        // SAFETY: we hold a reference to obj, a container.
+                        let freed_by_finalizers =
+                            unsafe { gc_header(obj) }.gc_refs.replace(0) == FREED_BY_FINALIZERS;
+                        // What a finalizer freed in CPython is never saved (it is cleared
+                        // here, and dies with the references it held).
+                        if save_all && !freed_by_finalizers {
                             // SAFETY: live; garbage owns the new reference.
                             unsafe { obj.incref() };
                             self.garbage.borrow_mut().push(obj);

@@ -221,3 +221,43 @@ fn a_weakref_among_the_uncollectable_whose_callback_runs_is_not_uncollectable() 
     assert_eq!(h.garbage().len(), 1);
     h.clear_garbage();
 }
+
+/// Under DEBUG_SAVEALL, garbage a finalizer frees is not saved: CPython holds no reference to
+/// the garbage while finalizers run, so such an object dies there and then:
+/// ```python
+/// class A:
+///     def __del__(self): self.c = None
+/// gc.set_debug(gc.DEBUG_SAVEALL)
+/// a = A(); b = N(); a.b = b; b.a = a; a.c = N(); del a, b
+/// gc.collect()  # 2; gc.garbage holds a and b, not the N that a.c held
+/// ```
+#[test]
+fn garbage_a_finalizer_frees_is_not_saved_by_debug_saveall() {
+    let h = heap();
+    h.set_debug(gengc::DebugFlags::SAVEALL);
+    let a = h
+        .alloc(FinNode {
+            kids: RefVec::new(),
+            fin: Box::new(|this| {
+                let me = this.downcast_ref::<FinNode<'_>>().unwrap();
+                drop(me.kids.pop()); // a.c = None
+            }),
+        })
+        .unwrap();
+    let b = h.alloc(Node::default()).unwrap();
+    b.kids.push(a.clone().erase());
+    a.kids.push(b.erase());
+    a.kids.push(h.alloc(Node::default()).unwrap().erase()); // a.c
+    drop(a);
+    assert_eq!(h.collect(2).unwrap(), 2);
+    let saved: Vec<&str> = h.garbage().iter().map(|o| o.type_info().name).collect();
+    assert_eq!(saved, ["fin_node", "node"]);
+    h.set_debug(gengc::DebugFlags::empty());
+    for o in h.garbage() {
+        if let Some(n) = o.downcast_ref::<Node<'_>>() {
+            n.kids.clear();
+        }
+    }
+    h.clear_garbage();
+    assert_eq!(h.rc().stats().live, 0);
+}

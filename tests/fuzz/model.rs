@@ -1235,6 +1235,7 @@ impl Model {
         // What CPython's reference counting freed while the finalizers ran (it holds no
         // reference to the garbage): referenced by nothing but the collector and such objects.
         let mut freed_by_finalizers = 0;
+        let mut freed_set = HashSet::new();
         if user_code_ran {
             let garbage: Vec<Id> = unreachable
                 .iter()
@@ -1248,6 +1249,7 @@ impl Model {
             let mut freed: Vec<Id> = garbage.iter().copied().filter(|i| refs[i] == 0).collect();
             while let Some(id) = freed.pop() {
                 freed_by_finalizers += 1;
+                freed_set.insert(id);
                 for x in self.objs[id].edges() {
                     if let Some(r) = refs.get_mut(&x) {
                         *r -= 1;
@@ -1273,7 +1275,8 @@ impl Model {
         let outer = std::mem::replace(&mut self.deallocating, true);
         for &id in &unreachable {
             if self.objs[id].gen == Gen::Garbage {
-                if self.saveall {
+                // What CPython's finalizers freed is never saved.
+                if self.saveall && !freed_set.contains(&id) {
                     self.objs[id].count += 1;
                     self.garbage.push(id);
                     self.revive(id);
