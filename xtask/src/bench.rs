@@ -57,28 +57,43 @@ pub fn run(args: &[String]) -> Result<(), String> {
             .map_err(|e| format!("cannot create {}: {e}", paths.records.display()))?;
         let t = Instant::now();
         run_benches(&paths, quick)?;
-        timings.push(("the bench targets", t.elapsed()));
+        timings.push(("the bench targets".to_string(), t.elapsed()));
         let t = Instant::now();
         let replay = replay_case(&paths, quick);
         write_lines(&paths.records.join("replay.jsonl"), &replay)?;
-        timings.push(("the real-heap case", t.elapsed()));
+        timings.push(("the real-heap case".to_string(), t.elapsed()));
     }
+    // The run's times and starting load live beside its records, so that --report-only
+    // rewrites the report of the same run with them.
+    let run_facts = paths.records.join("run.txt");
+    let mut machine = Machine::probe();
+    let (timings, load_at_start, elapsed) = if report_only {
+        let (timings, load, elapsed, rows) = read_run_facts(&run_facts);
+        for (key, value) in rows {
+            if let Some(row) = machine.rows.iter_mut().find(|r| r.0 == key) {
+                row.1 = value;
+            }
+        }
+        (timings, load, elapsed)
+    } else {
+        let rows = machine.rows.iter().map(|(k, v)| (k.to_string(), v.clone()));
+        let facts = (timings, load_at_start, started.elapsed(), rows.collect());
+        write_run_facts(&run_facts, &facts)?;
+        (facts.0, facts.1, facts.2)
+    };
     let records = read_records(&paths.records)?;
     if records.is_empty() {
         return Err(format!("no records in {}", paths.records.display()));
     }
-    let mut machine = Machine::probe();
-    if !report_only {
-        let end = machine.rows.len() - 1;
-        machine.rows.insert(
-            end,
-            (
-                "load average at the start",
-                load_at_start.unwrap_or_else(|| "unknown".into()),
-            ),
-        );
-    }
-    let report = Report::new(records, quick, machine, timings, started.elapsed());
+    let end = machine.rows.len() - 1;
+    machine.rows.insert(
+        end,
+        (
+            "load average at the start",
+            load_at_start.unwrap_or_else(|| "unknown".into()),
+        ),
+    );
+    let report = Report::new(records, quick, machine, timings, elapsed);
     std::fs::create_dir_all(&paths.out)
         .map_err(|e| format!("cannot create {}: {e}", paths.out.display()))?;
     let mut written = Vec::new();
@@ -103,6 +118,50 @@ pub fn run(args: &[String]) -> Result<(), String> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// A run's times, load average at its start, duration, and machine rows (its date, its load
+/// at the end).
+type RunFacts = (
+    Vec<(String, Duration)>,
+    Option<String>,
+    Duration,
+    Vec<(String, String)>,
+);
+
+/// Writes `facts` as lines `time<TAB>what<TAB>seconds`, `load<TAB>...`, `elapsed<TAB>seconds`,
+/// `row<TAB>key<TAB>value`.
+fn write_run_facts(path: &Path, (timings, load, elapsed, rows): &RunFacts) -> Result<(), String> {
+    let mut text = String::new();
+    for (key, value) in rows {
+        text += &format!("row\t{key}\t{value}\n");
+    }
+    for (what, d) in timings {
+        text += &format!("time\t{what}\t{}\n", d.as_secs_f64());
+    }
+    if let Some(load) = load {
+        text += &format!("load\t{load}\n");
+    }
+    text += &format!("elapsed\t{}\n", elapsed.as_secs_f64());
+    write(path, &text)
+}
+
+/// Reads what [`write_run_facts`] wrote; what is missing or unreadable is left out.
+fn read_run_facts(path: &Path) -> RunFacts {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let secs = |s: &str| s.parse::<f64>().ok().map(Duration::from_secs_f64);
+    let mut facts: RunFacts = (Vec::new(), None, Duration::ZERO, Vec::new());
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split('\t').collect();
+        match fields.as_slice() {
+            ["time", what, s] => facts.0.extend(secs(s).map(|d| (what.to_string(), d))),
+            ["load", load] => facts.1 = Some(load.to_string()),
+            ["elapsed", s] => facts.2 = secs(s).unwrap_or_default(),
+            ["row", key, value] => facts.3.push((key.to_string(), value.to_string())),
+            _ => {}
+        }
+    }
+    facts
 }
 
 // ---- paths and steps -------------------------------------------------------------------------
@@ -958,7 +1017,7 @@ struct Report {
     records: Records,
     quick: bool,
     machine: Machine,
-    timings: Vec<(&'static str, Duration)>,
+    timings: Vec<(String, Duration)>,
     elapsed: Duration,
     targets: Vec<Target>,
 }
@@ -968,7 +1027,7 @@ impl Report {
         records: Vec<Rec>,
         quick: bool,
         machine: Machine,
-        timings: Vec<(&'static str, Duration)>,
+        timings: Vec<(String, Duration)>,
         elapsed: Duration,
     ) -> Report {
         let records = Records(records);
@@ -2195,6 +2254,24 @@ mod tests {
         assert_eq!(t(Err("x".into()), false, false).verdict(), "n/a");
         assert_eq!(thousands(10_000_000), "10,000,000");
         assert_eq!(thousands(999), "999");
+    }
+
+    #[test]
+    fn a_runs_facts_read_back_as_written() {
+        let path = std::env::temp_dir().join(format!("xtask-run-facts-{}", std::process::id()));
+        let facts: RunFacts = (
+            vec![("the bench targets".into(), Duration::from_secs(525))],
+            Some("0.03 0.60 1.15".into()),
+            Duration::from_secs(539),
+            vec![("date".into(), "2026-11-26 11:00 UTC".into())],
+        );
+        write_run_facts(&path, &facts).unwrap();
+        assert_eq!(read_run_facts(&path), facts);
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(
+            read_run_facts(&path),
+            (Vec::new(), None, Duration::ZERO, Vec::new())
+        );
     }
 
     #[test]
