@@ -28,6 +28,7 @@
 //!                └─ otherwise, CPython's careful path: take_unreachable
 //!                     ─> move_legacy_finalizers ─> handle_weakrefs ─> finalize_garbage
 //!                     ─> handle_resurrected_objects ─> delete_garbage
+//!                     ─> handle_legacy_finalizers (to gc.garbage, counted)
 //!                ─> move_survivors
 //! ```
 //!
