@@ -72,7 +72,7 @@ pub(crate) struct Collector {
     /// full collection during which one ran proves nothing about the objects brought in (an
     /// untracked object's references count as from outside, so tracking it can turn objects
     /// that scan found reachable into garbage without any release).
-    thaws: Cell<u64>,
+    unscanned_joins: Cell<u64>,
     /// Full collections that skipped their scan.
     pub(crate) scans_skipped: Cell<u64>,
     /// Whether a full collection scans even with nothing to find (`GcHeap::set_always_scan`).
@@ -138,7 +138,7 @@ impl Collector {
             gens: Default::default(),
             tags: Cell::new(Tags::IDENTITY),
             all_reachable_at: Cell::new(Some(Releases::now())),
-            thaws: Cell::new(0),
+            unscanned_joins: Cell::new(0),
             scans_skipped: Cell::new(0),
             always_scan: Cell::new(false),
             young: RefCell::new(Vec::new()),
@@ -258,8 +258,8 @@ impl Collector {
         if state(header) == UNTRACKED {
             // Like a thaw: an object whose references counted as from outside joins, and a
             // full collection running meanwhile (whose trace may be the caller) has not
-            // scanned it, nor what only it held (see `thaws`).
-            self.thaws.set(self.thaws.get() + 1);
+            // scanned it, nor what only it held (see `unscanned_joins`).
+            self.unscanned_joins.set(self.unscanned_joins.get() + 1);
             // SAFETY: a live, untracked container of this heap (contract).
             unsafe { self.link(obj, 0) };
         } else {
@@ -405,7 +405,7 @@ impl Collector {
         }
         // The thawed objects were in no scan: until one, a full collection proves nothing.
         self.all_reachable_at.set(None);
-        self.thaws.set(self.thaws.get() + 1);
+        self.unscanned_joins.set(self.unscanned_joins.get() + 1);
         self.merge(3, NUM_GENERATIONS - 1);
     }
 
@@ -450,7 +450,7 @@ impl Collector {
         }
         // Whatever escapes (a tracing subscriber's panic where the heap is consistent: a span
         // opening or closing), the collector is not left refusing every later collection.
-        let _collecting = Collecting(self);
+        let running = Collecting(self);
         self.invoke_callbacks(
             Phase::Start,
             CallbackInfo {
@@ -468,7 +468,7 @@ impl Collector {
                 uncollectable: n,
             },
         );
-        drop(_collecting);
+        drop(running);
         self.panic.resume();
         m + n
     }
@@ -576,7 +576,7 @@ impl Collector {
         let full = g == NUM_GENERATIONS - 1;
         // The release epoch before any user code of the collection runs (traces included).
         let releases = Releases::now();
-        let thaws = self.thaws.get();
+        let joins = self.unscanned_joins.get();
         // Not inside a deallocation: a dying object (count 0) is still tracked then, and a
         // scan leaves it in its generation, out of the long-lived count.
         if full
@@ -668,7 +668,7 @@ impl Collector {
         };
         if full {
             // Found everything reachable: the proof the next full collection may rest on.
-            let proof = scanned_all && reachable == examined && self.thaws.get() == thaws;
+            let proof = scanned_all && reachable == examined && self.unscanned_joins.get() == joins;
             self.all_reachable_at.set(proof.then_some(releases));
         }
         self.finish_collection(g, start, &span, bump, true, (m, n, reachable, examined))
@@ -1538,7 +1538,9 @@ impl Collector {
     /// a finalizer leaves referenced by nothing but such objects dies at once and leaves the
     /// unreachable list. Here the collector's own reference keeps it garbage until
     /// `delete_garbage`: those whose count is the collector's reference plus references from
-    /// such objects, found from the ones with nothing but the collector's. Leaves `gc_refs` 0.
+    /// such objects, found from the ones with nothing but the collector's. Leaves their
+    /// `gc_refs` at FREED_BY_FINALIZERS (for `delete_garbage`, which resets it) and the other
+    /// garbage's at 0.
     fn freed_by_finalizers(&self, unreachable: &[ObjPtr], bump: &Bump) -> u64 {
         let garbage = || unreachable.iter().copied().filter(|o| self.is_garbage(*o));
         let mut freed = BumpVec::new_in(bump);

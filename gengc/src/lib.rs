@@ -35,7 +35,8 @@
 //! ## Invariants
 //! - Every tracked container is in exactly one generation array, at the index its GC header
 //!   says, and carries its generation's tag (`Tags`: a merge into an empty generation trades
-//!   the two generations' arrays and tags, and writes no header); a container that dies is untracked first (the refcount tier calls the hook), except
+//!   the two generations' arrays and tags, and writes no header); a container that dies is
+//!   untracked first (the refcount tier calls the hook), except
 //!   garbage freed in bulk, which the collector forgets itself.
 //! - Outside a collection `gc_refs` is 0, so one sweep both counts and subtracts. During a
 //!   collection, the young array holds the collected generations; `gc_refs` of a young object

@@ -987,8 +987,7 @@ impl Drop for EndLoopOnUnwind<'_> {
     }
 }
 
-/// The default `sys.unraisablehook`: a `tracing` error.
-/// Logs an unraisable failure as a `tracing` error. A subscriber that panics on it (a log
+/// The default `sys.unraisablehook`: a `tracing` error. A subscriber that panics on it (a log
 /// sink that fails) has nowhere left to report to: its panic is dropped, as CPython ignores a
 /// failure to print an unraisable exception, and never unwinds into the deallocation loop or
 /// the collector that reported.

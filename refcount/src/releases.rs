@@ -22,7 +22,16 @@
 //!
 //! The epoch is the thread's, not a heap's: objects and handles never leave their thread (no
 //! heap or handle is `Send`), and a reference from one heap's object into another's is
-//! released in the referent's thread like any other.
+//! released in the referent's thread like any other. The epoch relies on that:
+//!
+//! ```compile_fail
+//! fn send<T: Send>() {}
+//! send::<refcount::ObjRef<'static>>(); // a handle stays on its thread
+//! ```
+//! ```compile_fail
+//! fn send<T: Send>() {}
+//! send::<refcount::RcHeap>(); // and so does its heap
+//! ```
 
 use std::cell::Cell;
 

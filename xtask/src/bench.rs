@@ -67,19 +67,27 @@ pub fn run(args: &[String]) -> Result<(), String> {
     // rewrites the report of the same run with them.
     let run_facts = paths.records.join("run.txt");
     let mut machine = Machine::probe();
-    let (timings, load_at_start, elapsed) = if report_only {
-        let (timings, load, elapsed, rows) = read_run_facts(&run_facts);
-        for (key, value) in rows {
+    let facts = if report_only {
+        let facts = RunFacts::read(&run_facts);
+        for (key, value) in &facts.machine_rows {
             if let Some(row) = machine.rows.iter_mut().find(|r| r.0 == key) {
-                row.1 = value;
+                row.1 = value.clone();
             }
         }
-        (timings, load, elapsed)
+        facts
     } else {
-        let rows = machine.rows.iter().map(|(k, v)| (k.to_string(), v.clone()));
-        let facts = (timings, load_at_start, started.elapsed(), rows.collect());
-        write_run_facts(&run_facts, &facts)?;
-        (facts.0, facts.1, facts.2)
+        let facts = RunFacts {
+            timings,
+            load_at_start,
+            elapsed: started.elapsed(),
+            machine_rows: machine
+                .rows
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+        };
+        facts.write(&run_facts)?;
+        facts
     };
     let records = read_records(&paths.records)?;
     if records.is_empty() {
@@ -90,10 +98,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
         end,
         (
             "load average at the start",
-            load_at_start.unwrap_or_else(|| "unknown".into()),
+            facts.load_at_start.unwrap_or_else(|| "unknown".into()),
         ),
     );
-    let report = Report::new(records, quick, machine, timings, elapsed);
+    let report = Report::new(records, quick, machine, facts.timings, facts.elapsed);
     std::fs::create_dir_all(&paths.out)
         .map_err(|e| format!("cannot create {}: {e}", paths.out.display()))?;
     let mut written = Vec::new();
@@ -120,48 +128,54 @@ pub fn run(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// A run's times, load average at its start, duration, and machine rows (its date, its load
-/// at the end).
-type RunFacts = (
-    Vec<(String, Duration)>,
-    Option<String>,
-    Duration,
-    Vec<(String, String)>,
-);
-
-/// Writes `facts` as lines `time<TAB>what<TAB>seconds`, `load<TAB>...`, `elapsed<TAB>seconds`,
-/// `row<TAB>key<TAB>value`.
-fn write_run_facts(path: &Path, (timings, load, elapsed, rows): &RunFacts) -> Result<(), String> {
-    let mut text = String::new();
-    for (key, value) in rows {
-        text += &format!("row\t{key}\t{value}\n");
-    }
-    for (what, d) in timings {
-        text += &format!("time\t{what}\t{}\n", d.as_secs_f64());
-    }
-    if let Some(load) = load {
-        text += &format!("load\t{load}\n");
-    }
-    text += &format!("elapsed\t{}\n", elapsed.as_secs_f64());
-    write(path, &text)
+/// What a full run keeps beside its records (`run.txt`), for `--report-only`.
+#[derive(Debug, Default, PartialEq)]
+struct RunFacts {
+    /// The time of each step.
+    timings: Vec<(String, Duration)>,
+    load_at_start: Option<String>,
+    elapsed: Duration,
+    /// The machine rows the run printed (its date, its load at the end, ...).
+    machine_rows: Vec<(String, String)>,
 }
 
-/// Reads what [`write_run_facts`] wrote; what is missing or unreadable is left out.
-fn read_run_facts(path: &Path) -> RunFacts {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let secs = |s: &str| s.parse::<f64>().ok().map(Duration::from_secs_f64);
-    let mut facts: RunFacts = (Vec::new(), None, Duration::ZERO, Vec::new());
-    for line in text.lines() {
-        let fields: Vec<&str> = line.split('\t').collect();
-        match fields.as_slice() {
-            ["time", what, s] => facts.0.extend(secs(s).map(|d| (what.to_string(), d))),
-            ["load", load] => facts.1 = Some(load.to_string()),
-            ["elapsed", s] => facts.2 = secs(s).unwrap_or_default(),
-            ["row", key, value] => facts.3.push((key.to_string(), value.to_string())),
-            _ => {}
+impl RunFacts {
+    /// Writes lines `row<TAB>key<TAB>value`, `time<TAB>what<TAB>seconds`, `load<TAB>...` and
+    /// `elapsed<TAB>seconds`.
+    fn write(&self, path: &Path) -> Result<(), String> {
+        let mut text = String::new();
+        for (key, value) in &self.machine_rows {
+            text += &format!("row\t{key}\t{value}\n");
         }
+        for (what, d) in &self.timings {
+            text += &format!("time\t{what}\t{}\n", d.as_secs_f64());
+        }
+        if let Some(load) = &self.load_at_start {
+            text += &format!("load\t{load}\n");
+        }
+        text += &format!("elapsed\t{}\n", self.elapsed.as_secs_f64());
+        write(path, &text)
     }
-    facts
+
+    /// Reads what [`RunFacts::write`] wrote; what is missing or unreadable is left out.
+    fn read(path: &Path) -> RunFacts {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let secs = |s: &str| s.parse::<f64>().ok().map(Duration::from_secs_f64);
+        let mut facts = RunFacts::default();
+        for line in text.lines() {
+            let fields: Vec<&str> = line.split('\t').collect();
+            match fields.as_slice() {
+                ["time", what, s] => facts.timings.extend(secs(s).map(|d| (what.to_string(), d))),
+                ["load", load] => facts.load_at_start = Some(load.to_string()),
+                ["elapsed", s] => facts.elapsed = secs(s).unwrap_or_default(),
+                ["row", key, value] => facts
+                    .machine_rows
+                    .push((key.to_string(), value.to_string())),
+                _ => {}
+            }
+        }
+        facts
+    }
 }
 
 // ---- paths and steps -------------------------------------------------------------------------
@@ -893,10 +907,13 @@ fn targets(r: &Records, quick: bool) -> Vec<Target> {
         let mut note = Vec::new();
         if shape == "live" && ours.as_ref().is_ok_and(|&o| o < 1.0) {
             note.push(format!(
-                "no count fell since the graph was built: pyheap skipped its scan (O(1)), as {} \
-                 did theirs; the difference is a constant of microseconds (cold code in a fresh \
-                 process), not work per object; live-touched times the scans",
-                idle.join(", ")
+                "no count fell since the graph was built: pyheap skipped its scan (O(1)), and \
+                 so did {}; live-touched times the scans",
+                if idle.is_empty() {
+                    "no peer".to_string()
+                } else {
+                    idle.join(", ")
+                }
             ));
         } else if !idle.is_empty() {
             note.push(format!("{} did no work", idle.join(", ")));
@@ -2259,19 +2276,16 @@ mod tests {
     #[test]
     fn a_runs_facts_read_back_as_written() {
         let path = std::env::temp_dir().join(format!("xtask-run-facts-{}", std::process::id()));
-        let facts: RunFacts = (
-            vec![("the bench targets".into(), Duration::from_secs(525))],
-            Some("0.03 0.60 1.15".into()),
-            Duration::from_secs(539),
-            vec![("date".into(), "2026-11-26 11:00 UTC".into())],
-        );
-        write_run_facts(&path, &facts).unwrap();
-        assert_eq!(read_run_facts(&path), facts);
+        let facts = RunFacts {
+            timings: vec![("the bench targets".into(), Duration::from_secs(525))],
+            load_at_start: Some("0.03 0.60 1.15".into()),
+            elapsed: Duration::from_secs(539),
+            machine_rows: vec![("date".into(), "2026-11-26 11:00 UTC".into())],
+        };
+        facts.write(&path).unwrap();
+        assert_eq!(RunFacts::read(&path), facts);
         std::fs::remove_file(&path).unwrap();
-        assert_eq!(
-            read_run_facts(&path),
-            (Vec::new(), None, Duration::ZERO, Vec::new())
-        );
+        assert_eq!(RunFacts::read(&path), RunFacts::default());
     }
 
     #[test]
