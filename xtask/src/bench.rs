@@ -2323,6 +2323,61 @@ mod tests {
         assert_eq!(RunFacts::read(&path), RunFacts::default());
     }
 
+    /// One `collect` record at the targets' size, as the bench writes it.
+    fn collect_rec(case: &str, imp: &str, metric: &str, ns_per_obj: f64) -> Rec {
+        let line = format!(
+            r#"{{"bench":"collect","case":"{case}","implementation":"{imp}","metric":"{metric}","n":{},"ns_per_op":{{"median":{ns_per_obj},"min":{ns_per_obj},"max":{ns_per_obj}}},"runs":3,"status":"ok","detail":""}}"#,
+            TARGET_N.0
+        );
+        Rec::read(json::parse(&line).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn the_live_graphs_targets_are_on_live_touched_and_live_is_explained() {
+        let mut recs = Vec::new();
+        for (case, imp, ns) in [
+            ("live", "pyheap", 0.0045),
+            ("live", "dumpster", 0.002),
+            ("live", "cpython", 150.0),
+            ("live-touched", "pyheap", 40.0),
+            ("live-touched", "cpython", 140.0),
+            ("live-touched", "rust-cc", 120.0),
+        ] {
+            recs.push(collect_rec(case, imp, "collect ns/obj", ns));
+        }
+        let machine = Machine { rows: Vec::new() };
+        let report = Report::new(recs, false, machine, Vec::new(), Duration::ZERO);
+        let live: Vec<_> = report
+            .targets
+            .iter()
+            .filter(|t| t.what.starts_with("live"))
+            .map(|t| (t.what.as_str(), t.verdict()))
+            .collect();
+        assert_eq!(
+            live,
+            [
+                ("live-touched, 1,000,000 objects, collect", "PASS"),
+                (
+                    "live-touched, 1,000,000 objects, collect: faster than every Rust peer \
+                     that completes",
+                    "PASS"
+                ),
+            ]
+        );
+        let mut text = String::new();
+        report.targets_md(&mut text);
+        assert!(
+            text.contains("Not a target: `live`, 1,000,000 objects."),
+            "{text}"
+        );
+        assert!(
+            text.contains("pyheap 4.5 µs; CPython 3.11 150 ms"),
+            "{text}"
+        );
+        assert!(text.contains("dumpster 2.0 µs"), "{text}");
+        assert!(text.contains("gc (not measured)"), "{text}");
+    }
+
     #[test]
     fn figures_under_a_tenth_keep_three_significant_digits() {
         assert_eq!(show_ns(0.004521), "0.00452");
