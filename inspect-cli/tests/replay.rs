@@ -191,3 +191,35 @@ proptest! {
         prop_assert!(verdict.matches, "{:?}", verdict);
     }
 }
+
+#[test]
+fn a_dict_keyed_by_a_deeply_nested_tuple_is_built_without_recursion() {
+    // A dict whose line lists (value, key) pairs is built with the file's keys; a key that is
+    // a chain of nested tuples was hashed recursively, and a chain of 300,000 overflowed the
+    // stack (an abort, not an error). The file is well-formed: any nesting is allowed.
+    const CHAIN: u32 = 300_000;
+    let mut g = graph();
+    g.push(NewObject {
+        detail: Detail::Len(1),
+        ..object(Kind::Dict, &[1, CHAIN + 1], 1, true)
+    });
+    g.push(object(Kind::Int, &[], 1, false));
+    g.push(NewObject {
+        detail: Detail::Len(0),
+        ..object(Kind::Tuple, &[], 0, false)
+    });
+    for id in 3..CHAIN + 2 {
+        g.push(NewObject {
+            detail: Detail::Len(1),
+            ..object(Kind::Tuple, &[id - 1], 0, false)
+        });
+    }
+    // On a small stack, so that the test does not depend on the platform's default.
+    let verdict = std::thread::Builder::new()
+        .stack_size(1 << 20)
+        .spawn(move || replay(g))
+        .expect("thread")
+        .join()
+        .expect("no panic");
+    assert!(verdict.matches, "{verdict:?}");
+}
