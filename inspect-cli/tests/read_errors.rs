@@ -749,3 +749,46 @@ fn a_line_of_many_keys_is_read_in_linear_time() {
     );
     assert!(start.elapsed().as_secs() < 20, "{:?}", start.elapsed());
 }
+
+#[test]
+fn long_strings_from_the_file_are_cut_in_error_messages() {
+    // An error quoted a string of the file whole: a `kind` of 50 MB gave a 50 MB message (one
+    // line, but no one reads it). Each message quotes the string's start, and says it is cut.
+    let long = "x".repeat(1 << 20);
+    let cases = [
+        ("format", edit(1, r#""heapgraph""#, &format!(r#""{long}""#))),
+        (
+            "kind",
+            edit(3, r#""kind":"list""#, &format!(r#""kind":"{long}""#)),
+        ),
+        (
+            "repeated key",
+            edit(
+                3,
+                r#""size":64"#,
+                &format!(r#""size":64,"{long}":1,"{long}":2"#),
+            ),
+        ),
+        (
+            "repeated nested key",
+            edit(
+                3,
+                r#""size":64"#,
+                &format!(r#""size":64,"{long}":{{"{long}":{{"a":1,"a":2}}}}"#),
+            ),
+        ),
+        (
+            "unmapped type",
+            edit(
+                7,
+                r#""collected":1"#,
+                &format!(r#""collected":1,"unmapped_types":{{"{long}":-1}}"#),
+            ),
+        ),
+    ];
+    for (name, input) in cases {
+        let message = read(input).expect_err(name).to_string();
+        assert!(message.len() < 400, "{name}: {} bytes", message.len());
+        assert!(message.contains("xxxx…"), "{name}: {message}");
+    }
+}
