@@ -1,5 +1,6 @@
 //! Why a heapgraph file was rejected, and on which line.
 
+use std::borrow::Cow;
 use std::io;
 
 use thiserror::Error;
@@ -35,6 +36,19 @@ pub(crate) fn printable(text: &str) -> String {
         }
     }
     out
+}
+
+/// The most characters of a string of the file that an error message quotes.
+const QUOTED_CHARS: usize = 60;
+
+/// `text`, a string of the file that an error message quotes, cut to its first
+/// [`QUOTED_CHARS`] characters with `…` after them when it is longer: a file's strings may be
+/// of any length, and a message is one line someone reads.
+pub(crate) fn excerpt(text: &str) -> Cow<'_, str> {
+    match text.char_indices().nth(QUOTED_CHARS) {
+        None => Cow::Borrowed(text),
+        Some((end, _)) => Cow::Owned(format!("{}…", &text[..end])),
+    }
 }
 
 /// The characters that change the direction of the text around them (Unicode's
@@ -97,7 +111,8 @@ pub enum ErrorKind {
     #[error("key `{key}` appears twice")]
     DuplicateKey {
         /// The repeated key, with the path of the object it repeats in (`unmapped_types.list`;
-        /// control characters escaped, as the message shows it).
+        /// control characters escaped and each key cut to its first 60 characters, as the
+        /// message shows it).
         key: String,
     },
     /// A required key is absent.
@@ -133,7 +148,7 @@ pub enum ErrorKind {
     /// The header's `format` is not `"heapgraph"`.
     #[error("`format` is {found:?}, expected \"heapgraph\"")]
     NotHeapgraph {
-        /// The format named.
+        /// The format named (its first 60 characters, then `…`, when longer).
         found: String,
     },
     /// A version this reader does not know.
@@ -171,7 +186,7 @@ pub enum ErrorKind {
     /// A `kind` that is not one of the format's ten.
     #[error("unknown kind {found:?} (expected int, float, str, bytes, tuple, list, dict, set, instance or other)")]
     UnknownKind {
-        /// The kind named.
+        /// The kind named (its first 60 characters, then `…`, when longer).
         found: String,
     },
     /// An empty `type`.

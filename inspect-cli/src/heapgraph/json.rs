@@ -12,7 +12,7 @@ use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use super::error::{printable, ErrorKind, ReadError};
+use super::error::{excerpt, printable, ErrorKind, ReadError};
 
 /// The entries of a JSON object, in the line's order.
 pub(crate) type Entries<'a> = Vec<(Cow<'a, str>, Json<'a>)>;
@@ -167,7 +167,8 @@ fn first_repeated_key<'e>(entries: &'e Entries<'_>) -> Option<&'e str> {
 }
 
 /// The first key that appears twice in one object anywhere in a line, named by its path
-/// (`size`, `unmapped_types.list`, `a[2].k`; control characters escaped). RFC 8259 leaves
+/// (`size`, `unmapped_types.list`, `a[2].k`; control characters escaped, long keys cut, as
+/// error messages quote them). RFC 8259 leaves
 /// repeated names to the reader; this one refuses them at every depth, since which value
 /// would win is arbitrary. Only values that hold objects are visited: a line's `refs` costs a
 /// scan of its items and nothing else. A path is written out only for the repeated key: each
@@ -203,7 +204,7 @@ fn first_repeated_key_path(entries: &Entries<'_>) -> Option<String> {
                     if n > 0 {
                         out.push('.');
                     }
-                    out.push_str(&printable(key));
+                    out.push_str(&printable(&excerpt(key)));
                 }
                 Step::Index(i) => out.push_str(&format!("[{i}]")),
             }
@@ -211,7 +212,7 @@ fn first_repeated_key_path(entries: &Entries<'_>) -> Option<String> {
         out
     }
     if let Some(key) = first_repeated_key(entries) {
-        return Some(printable(key));
+        return Some(printable(&excerpt(key)));
     }
     // Each visited value's step and its parent's index in `steps`.
     let mut steps: Vec<(Option<usize>, Step<'_>)> = Vec::new();
@@ -224,7 +225,7 @@ fn first_repeated_key_path(entries: &Entries<'_>) -> Option<String> {
         match value {
             Json::Object(inner) => {
                 if let Some(key) = first_repeated_key(inner) {
-                    return Some(format!("{}.{}", path(&steps, at), printable(key)));
+                    return Some(format!("{}.{}", path(&steps, at), printable(&excerpt(key))));
                 }
                 for (k, v) in inner.iter().rev().filter(|(_, v)| holds_objects(v)) {
                     steps.push((Some(at), Step::Key(k)));

@@ -8,7 +8,7 @@
 
 use std::io::{BufRead, Read};
 
-use super::error::{printable, ErrorKind, ReadError};
+use super::error::{excerpt, printable, ErrorKind, ReadError};
 use super::json::{Fields, Json};
 use super::model::{Detail, Header, HeapGraph, Kind, ObjectLine, RefSpan, Trailer, TypeNames};
 
@@ -155,7 +155,7 @@ fn parse_header(fields: &Fields<'_>) -> Result<(Header, u32), ReadError> {
     let format = fields.string("format")?;
     if format != "heapgraph" {
         return Err(fields.error(ErrorKind::NotHeapgraph {
-            found: format.to_owned(),
+            found: excerpt(format).into_owned(),
         }));
     }
     let version = fields.int("version")?;
@@ -203,7 +203,7 @@ fn parse_object(
     let kind_name = fields.string("kind")?;
     let kind = Kind::from_name(kind_name).ok_or_else(|| {
         fields.error(ErrorKind::UnknownKind {
-            found: kind_name.to_owned(),
+            found: excerpt(kind_name).into_owned(),
         })
     })?;
     let size = fields.count("size")?;
@@ -361,7 +361,8 @@ fn parse_trailer(fields: &Fields<'_>, objects: &[ObjectLine]) -> Result<Trailer,
             entries
                 .iter()
                 .map(|(name, n)| {
-                    let n = fields.as_count(n, &format!("unmapped_types.{}", printable(name)))?;
+                    let n = fields
+                        .as_count(n, &format!("unmapped_types.{}", printable(&excerpt(name))))?;
                     Ok((name.to_string(), n))
                 })
                 .collect::<Result<Vec<_>, ReadError>>()
