@@ -19,3 +19,12 @@ fn control_characters_in_svg_text_are_escaped() {
         "heap\\u{1b}[31m\\u{1}\\u{7f}\\u{fffe}.jsonl &lt;&amp;&gt;"
     );
 }
+
+/// A file name with bidirectional formatting characters (U+202E, RIGHT-TO-LEFT OVERRIDE)
+/// reordered the picture's title as a viewer shows it (`evil`, U+202E, `lnosj.gpj` reads as
+/// `evil` then `jpg.jsonl`); the text reports escape them, the pictures did not.
+#[test]
+fn bidirectional_characters_in_svg_text_are_escaped() {
+    let text = escape("evil\u{202e}lnosj.gpj\u{2066}\u{200f}\u{61c}");
+    assert_eq!(text, "evil\\u{202e}lnosj.gpj\\u{2066}\\u{200f}\\u{61c}");
+}
