@@ -53,7 +53,7 @@ pub(crate) fn excerpt(text: &str) -> Cow<'_, str> {
 
 /// The characters that change the direction of the text around them (Unicode's
 /// `Bidi_Control`): marks, embeddings, overrides and isolates.
-fn is_bidi_control(c: char) -> bool {
+pub(crate) fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 

@@ -38,7 +38,7 @@ mod model;
 mod read;
 mod write;
 
-pub(crate) use error::printable;
+pub(crate) use error::{is_bidi_control, printable};
 pub use error::{ErrorKind, ReadError};
 pub use garbage::{check, expected_garbage, CheckReport};
 pub use model::{

@@ -135,8 +135,9 @@ pub fn num(value: f64) -> String {
 }
 
 /// Text with `&`, `<`, `>` and `"` escaped, and control characters (which XML 1.0 forbids,
-/// tabs and line ends aside) and U+FFFE, U+FFFF (which it forbids too) written as the text
-/// reports write them (`\u{1b}`): a file name may hold any of them.
+/// tabs and line ends aside), U+FFFE, U+FFFF (which it forbids too) and the bidirectional
+/// formatting characters (which reorder what a viewer shows) written as the text reports
+/// write them (`\u{1b}`, `\u{202e}`): a file name may hold any of them.
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -145,7 +146,11 @@ pub fn escape(text: &str) -> String {
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
-            c if c.is_control() || c == '\u{fffe}' || c == '\u{ffff}' => {
+            c if c.is_control()
+                || c == '\u{fffe}'
+                || c == '\u{ffff}'
+                || crate::heapgraph::is_bidi_control(c) =>
+            {
                 out.extend(c.escape_unicode())
             }
             c => out.push(c),
