@@ -237,3 +237,28 @@ fn heap_limits_are_bytes_with_an_optional_binary_suffix() {
     assert!(parse_bytes("99999999999999999999G").is_err());
     assert!(parse_bytes("18446744073709551615G").is_err(), "overflow");
 }
+
+/// An object that claims more bytes than the replayed heap may hold (2^60, beyond any
+/// machine) is refused before the build, naming the file, its line and the size: it was
+/// replayed as a 256 MiB stand-in, and a hundred of them took 12 GB and 40 s to reach the
+/// limit.
+#[test]
+fn an_object_larger_than_the_heap_limit_is_refused_before_the_build() {
+    let size = 1u64 << 60;
+    let text = common::EXAMPLE.replacen(r#""size":88"#, &format!(r#""size":{size}"#), 1);
+    let path = temp_file("huge-object", &text);
+    let path = path.to_str().expect("UTF-8 path");
+    for command in [
+        &["replay", path][..],
+        &["map", "--graph", path, "--svg", "/dev/null"],
+    ] {
+        let text = assert_one_line_error(&heap_inspect(command));
+        assert!(
+            text.starts_with(&format!(
+                "heap-inspect: {path}: line 4: object 2 claims {size} bytes"
+            )),
+            "{text}"
+        );
+        assert!(text.contains("--heap-limit"), "{text}");
+    }
+}
