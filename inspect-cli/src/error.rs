@@ -64,6 +64,21 @@ pub enum CliError {
     /// The replayed heap went over its limit (a file may claim objects of any size).
     #[error("the replayed heap went over its limit: {0} (--heap-limit BYTES sets the limit)")]
     HeapLimit(#[source] pyheap::HeapError),
+    /// A heapgraph object claims more bytes than the replayed heap may hold: refused before
+    /// the build (it could never fit; the build would make a stand-in of at most 256 MiB).
+    #[error("{}: line {line}: object {id} claims {size} bytes, more than the replayed heap's limit of {limit} (--heap-limit BYTES sets the limit)", shown(path))]
+    ObjectTooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The object's line.
+        line: u64,
+        /// The object's id.
+        id: u32,
+        /// Its `size`.
+        size: u64,
+        /// The heap's limit.
+        limit: usize,
+    },
     /// The collector refused a call.
     #[error("the collector refused a call: {0}")]
     Gc(#[from] pyheap::gengc::GcError),

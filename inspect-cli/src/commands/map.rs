@@ -97,7 +97,7 @@ pub fn map(args: &MapArgs, out: &mut dyn Write) -> Result<Outcome, CliError> {
     if let Some(path) = &args.graph {
         let (graph, bar) = read_graph(path)?;
         let heap = replay_heap(args.limit)?;
-        let replayed = load(&heap, &graph, &bar)?;
+        let replayed = load(&heap, &graph, &bar, path)?;
         return finish(args, out, &heap, source_name(path), replayed);
     }
     let heap = new_heap()?;

@@ -22,7 +22,7 @@ pub fn replay(args: &ReplayArgs, out: &mut dyn Write) -> Result<Outcome, CliErro
     let (graph, bar) = read_graph(&args.graph)?;
     let heap = replay_heap(args.limit)?;
     let start = Instant::now();
-    let replayed = load(&heap, &graph, &bar)?;
+    let replayed = load(&heap, &graph, &bar, &args.graph)?;
     let build_ns = start.elapsed().as_nanos() as u64;
     if let Some(path) = &args.svg {
         let map = heap.gc().rc().allocator().heap_map();
@@ -80,12 +80,31 @@ fn default_heap_limit() -> usize {
         .unwrap_or(4 << 30)
 }
 
-/// Builds the graph's objects, advancing the progress bar.
+/// Builds the graph's objects (read from `path`), advancing the progress bar. An object
+/// larger than the heap's limit is refused first: no build could hold it.
 pub(crate) fn load<'h>(
     heap: &'h Heap,
     graph: &HeapGraph,
     bar: &ProgressBar,
+    path: &Path,
 ) -> Result<Replayed<'h>, CliError> {
+    if let Some(limit) = heap.gc().rc().allocator().stats().raw.limit {
+        let too_large = graph
+            .objects
+            .iter()
+            .zip(0u32..)
+            .find(|(o, _)| o.size > limit as u64);
+        if let Some((object, id)) = too_large {
+            bar.finish_and_clear();
+            return Err(CliError::ObjectTooLarge {
+                path: path.to_owned(),
+                line: u64::from(id) + 2,
+                id,
+                size: object.size,
+                limit,
+            });
+        }
+    }
     let mut made = 0u64;
     let result = Replayed::load(heap, graph, &mut || {
         made += 1;
