@@ -792,3 +792,15 @@ fn long_strings_from_the_file_are_cut_in_error_messages() {
         assert!(message.contains("xxxx…"), "{name}: {message}");
     }
 }
+
+#[test]
+fn a_byte_order_mark_is_named() {
+    // An editor's UTF-8 byte order mark was "invalid JSON: expected value at column 1", on a
+    // line whose first visible character is `{`.
+    let error = read(format!("\u{feff}{EXAMPLE}")).expect_err("a byte order mark");
+    assert_eq!(error.line, 1);
+    assert_eq!(
+        error.to_string(),
+        "line 1: the file starts with a byte order mark (U+FEFF): heapgraph files are UTF-8 without one"
+    );
+}
