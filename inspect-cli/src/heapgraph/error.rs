@@ -92,6 +92,12 @@ pub enum ErrorKind {
         /// The longest line accepted, in bytes.
         limit: u64,
     },
+    /// The file starts with a byte order mark, which section 1 leaves out (and which JSON
+    /// parsers take for an unexpected character).
+    #[error(
+        "the file starts with a byte order mark (U+FEFF): heapgraph files are UTF-8 without one"
+    )]
+    ByteOrderMark,
     /// An empty or all-blank line.
     #[error("blank line: every line must be one JSON object")]
     BlankLine,

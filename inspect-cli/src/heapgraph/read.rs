@@ -43,6 +43,9 @@ fn read_with_line_limit<R: BufRead>(input: R, max_line: u64) -> Result<HeapGraph
     let Some((_, text)) = lines.next()? else {
         return Err(ReadError::new(1, ErrorKind::Empty));
     };
+    if text.starts_with('\u{feff}') {
+        return Err(ReadError::new(1, ErrorKind::ByteOrderMark));
+    }
     let (header, declared) = parse_header(&Fields::parse(text, 1)?)?;
 
     let mut graph = HeapGraph {
