@@ -77,6 +77,23 @@ fn sizes_up_to_i64_max_are_summed_without_overflow() {
 }
 
 #[test]
+fn a_hand_built_graph_with_a_reference_outside_it_is_refused_not_a_panic() {
+    // A graph read from a file has every reference checked; one built with `push` does not,
+    // and the build indexed its objects with the reference (a panic).
+    let mut g = graph();
+    g.push(object(Kind::List, &[0, 7], 1, true));
+    let heap = Heap::new(Config::default()).expect("heap");
+    let error = Replayed::load(&heap, &g, &mut || {})
+        .err()
+        .expect("refused")
+        .to_string();
+    assert_eq!(
+        error,
+        "the graph's object 0 refers to 7, which is not one of its 1 objects"
+    );
+}
+
+#[test]
 fn an_untracked_container_holding_a_cycle_keeps_it_alive() {
     // Section 5: a tracked object referred to by an untracked one is a root, even when the
     // untracked one is unreachable itself.
