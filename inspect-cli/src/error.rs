@@ -79,6 +79,17 @@ pub enum CliError {
         /// The heap's limit.
         limit: usize,
     },
+    /// A graph built by hand (not read from a file, which is checked) has a reference to no
+    /// object of it.
+    #[error("the graph's object {object} refers to {reference}, which is not one of its {objects} objects")]
+    DanglingRef {
+        /// The referring object's id.
+        object: u32,
+        /// The reference.
+        reference: u32,
+        /// How many objects the graph has.
+        objects: usize,
+    },
     /// The collector refused a call.
     #[error("the collector refused a call: {0}")]
     Gc(#[from] pyheap::gengc::GcError),

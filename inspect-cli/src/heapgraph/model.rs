@@ -14,7 +14,8 @@
 //! A graph read from a file satisfies every rule of the format: ids are indexes into
 //! `objects`, every entry of `refs` names an object, every span lies inside `refs`, and
 //! `trailer.garbage` is sorted, in range and tracked. A graph built by hand is not checked;
-//! [`HeapGraph::write`] followed by [`HeapGraph::read`] checks it.
+//! [`HeapGraph::write`] followed by [`HeapGraph::read`] checks it, and the replay refuses one
+//! with a reference outside it ([`HeapGraph::first_dangling_ref`]).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -387,6 +388,18 @@ impl HeapGraph {
         self.refs
             .get(start..start.saturating_add(object.refs.len as usize))
             .unwrap_or(&[])
+    }
+
+    /// The first reference that names no object of the graph, as (object, reference): `None`
+    /// for a graph read from a file, which is checked; a graph built by hand is not.
+    pub fn first_dangling_ref(&self) -> Option<(u32, u32)> {
+        let n = self.objects.len();
+        (0u32..).zip(&self.objects).find_map(|(id, o)| {
+            self.refs_of(o)
+                .iter()
+                .find(|&&r| r as usize >= n)
+                .map(|&r| (id, r))
+        })
     }
 
     /// The type name of an object line (`"?"` for a handle of another table).

@@ -75,6 +75,13 @@ impl<'h> Replayed<'h> {
         graph: &HeapGraph,
         on_object: &mut dyn FnMut(),
     ) -> Result<Replayed<'h>, CliError> {
+        if let Some((object, reference)) = graph.first_dangling_ref() {
+            return Err(CliError::DanglingRef {
+                object,
+                reference,
+                objects: graph.len(),
+            });
+        }
         heap.gc().disable();
         let mut report = BuildReport::default();
         let objects = build::build(heap, graph, &mut report, on_object)?;
