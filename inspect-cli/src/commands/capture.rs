@@ -147,38 +147,33 @@ fn check_output(args: &CaptureArgs) -> Result<bool, CliError> {
     Ok(!existed)
 }
 
-/// A temporary directory holding the exporter's files, removed when dropped.
+/// A temporary directory holding the exporter's files, removed when dropped: of a random
+/// name, made for this run only (readable by its owner alone, and never a directory that
+/// existed before, which someone else could have filled).
 struct ExporterDir {
-    path: PathBuf,
+    dir: tempfile::TempDir,
 }
 
 impl ExporterDir {
     fn create() -> Result<Self, CliError> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let path = std::env::temp_dir().join(format!(
-            "heap-inspect-exporter-{}-{nanos}",
-            std::process::id()
-        ));
-        let dir = ExporterDir { path };
+        let dir = tempfile::Builder::new()
+            .prefix("heap-inspect-exporter-")
+            .tempdir()
+            .map_err(|source| CliError::ExporterSetup {
+                dir: std::env::temp_dir(),
+                source,
+            })?;
+        let dir = ExporterDir { dir };
         let setup = |source| CliError::ExporterSetup {
-            dir: dir.path.clone(),
+            dir: dir.dir.path().to_path_buf(),
             source,
         };
-        std::fs::create_dir_all(&dir.path).map_err(setup)?;
         std::fs::write(dir.launcher(), LAUNCHER).map_err(setup)?;
-        std::fs::write(dir.path.join("heapgraph_exporter.py"), EXPORTER).map_err(setup)?;
+        std::fs::write(dir.dir.path().join("heapgraph_exporter.py"), EXPORTER).map_err(setup)?;
         Ok(dir)
     }
 
     fn launcher(&self) -> PathBuf {
-        self.path.join("export_heapgraph.py")
-    }
-}
-
-impl Drop for ExporterDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
+        self.dir.path().join("export_heapgraph.py")
     }
 }
