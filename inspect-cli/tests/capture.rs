@@ -121,3 +121,21 @@ fn a_missing_interpreter_is_one_line() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_workload_that_exits_the_interpreter_leaves_no_empty_file() {
+    if !python311() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("inspect-cli-exit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temporary directory");
+    std::fs::write(dir.join("quits.py"), "import sys\nsys.exit(0)\n").expect("script");
+    let out = heap_inspect(&["capture", "quits.py", "-o", "quits.jsonl"], &dir);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        !dir.join("quits.jsonl").exists(),
+        "the empty heapgraph file was left behind: {stderr}"
+    );
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
