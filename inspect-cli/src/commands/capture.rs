@@ -99,7 +99,13 @@ pub fn capture(args: &CaptureArgs, out: &mut dyn Write) -> Result<Outcome, CliEr
             status,
         });
     }
-    let (graph, _) = read_graph(&args.output)?;
+    let (graph, _) = read_graph(&args.output).inspect_err(|_| {
+        if created {
+            // What the exporter left is no heapgraph (a workload that exits the interpreter
+            // leaves the empty file made by `check_output`): not worth keeping.
+            let _ = std::fs::remove_file(&args.output);
+        }
+    })?;
     let verdict = check(&graph);
     let counts = graph.counts();
     let report = CaptureReport {
