@@ -234,8 +234,18 @@ fn heap_limits_are_bytes_with_an_optional_binary_suffix() {
     assert!(parse_bytes("G").is_err());
     assert!(parse_bytes("-1M").is_err());
     assert!(parse_bytes("1.5G").is_err());
-    assert!(parse_bytes("99999999999999999999G").is_err());
-    assert!(parse_bytes("18446744073709551615G").is_err(), "overflow");
+    assert_eq!(
+        parse_bytes("99999999999999999999"),
+        Err("`99999999999999999999` is too large".into())
+    );
+    assert_eq!(
+        parse_bytes("18446744073709551615G"),
+        Err("`18446744073709551615G` is too large".into())
+    );
+    assert_eq!(
+        parse_bytes("1.5G"),
+        Err("`1.5G` is not a byte count (digits, then K, M or G)".into())
+    );
 }
 
 /// An object that claims more bytes than the replayed heap may hold (2^60, beyond any
