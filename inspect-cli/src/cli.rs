@@ -106,9 +106,13 @@ pub fn parse_bytes(text: &str) -> Result<usize, String> {
         Some(b'G' | b'g') => (&text[..text.len() - 1], 30),
         _ => (text, 0),
     };
-    let n: usize = digits
-        .parse()
-        .map_err(|_| format!("`{text}` is not a byte count (digits, then K, M or G)"))?;
+    let n: usize = digits.parse().map_err(|e: std::num::ParseIntError| {
+        if *e.kind() == std::num::IntErrorKind::PosOverflow {
+            format!("`{text}` is too large")
+        } else {
+            format!("`{text}` is not a byte count (digits, then K, M or G)")
+        }
+    })?;
     n.checked_mul(1 << shift)
         .ok_or_else(|| format!("`{text}` is too large"))
 }
