@@ -40,6 +40,18 @@ fn message(panic: Box<dyn std::any::Any + Send>) -> String {
     }
 }
 
+/// For the tests whose panics are raised while another unwinds: std's default hook prints a full
+/// backtrace of such a nested panic whatever `RUST_BACKTRACE` says, and under Miri each one
+/// takes some 15 s to walk and print. There a hook that prints the message and its location
+/// takes its place (for the whole test binary: the first of these tests to run installs it);
+/// what the tests check, the panic that surfaces and the heap after it, is the same.
+fn no_backtraces_of_nested_panics_under_miri() {
+    if cfg!(miri) {
+        static HOOK: std::sync::Once = std::sync::Once::new();
+        HOOK.call_once(|| std::panic::set_hook(Box::new(|info| eprintln!("{info}"))));
+    }
+}
+
 /// Runs `f`, which must panic, and returns the panic's message.
 fn panic_of<R>(f: impl FnOnce() -> R) -> String {
     match catch_unwind(AssertUnwindSafe(f)) {
@@ -216,6 +228,7 @@ fn two_panicking_drops_in_one_cascade_surface_the_first_and_free_everything() {
 /// A drop that panics while its thread already unwinds would abort; the loop drops it.
 #[test]
 fn a_panicking_drop_during_an_unwind_is_dropped_not_an_abort() {
+    no_backtraces_of_nested_panics_under_miri();
     let h = heap();
     let drops = Rc::new(Cell::new(0));
     // A plain Vec, outside the heap: each handle's drop runs a deallocation loop of its own,
@@ -434,6 +447,7 @@ fn a_panicking_clear_leaves_the_object_valid_and_the_heap_freeing() {
 
 #[test]
 fn a_clear_that_releases_panicking_objects_surfaces_one_panic() {
+    no_backtraces_of_nested_panics_under_miri();
     let h = heap();
     let drops = Rc::new(Cell::new(0));
     let list = h.alloc(List::default()).unwrap();
