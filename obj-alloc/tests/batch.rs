@@ -86,7 +86,12 @@ fn whole_pools_freed_in_a_batch_empty_and_their_arenas_go_as_one_by_one() {
     } else {
         55 * PER_POOL_48
     };
-    for keep in [0, 2] {
+    // Under Miri only the budget of one arena, so that an arena goes back to the OS (with two
+    // arenas and a budget of two, both are retained): retention is the same code whichever
+    // way the pools emptied, and Miri runs it in obj-alloc's unit test
+    // `empty_arenas_are_retained_up_to_the_budget_and_the_rest_go_back_to_the_os`.
+    let keeps: &[usize] = if cfg!(miri) { &[0] } else { &[0, 2] };
+    for &keep in keeps {
         let (a, b) = (heap(Mode::Plain, keep), heap(Mode::Plain, keep));
         let (xa, xb) = (alloc_n(&a, 48, n), alloc_n(&b, 48, n));
         assert_eq!(offsets(&xa), offsets(&xb));

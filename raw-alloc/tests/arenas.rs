@@ -66,7 +66,9 @@ fn arena_memory_is_writable_over_its_whole_usable_span() {
     // SAFETY: the usable span of a live arena is ours to write.
     let bytes = unsafe { std::slice::from_raw_parts_mut(a.usable_start().as_ptr(), len) };
     bytes.fill(0xAB);
-    assert!(bytes.iter().all(|&b| b == 0xAB));
+    // One comparison of the whole span (a `memcmp`, which Miri checks byte for byte at once,
+    // where a loop over the bytes took it 15 s).
+    assert!(bytes == vec![0xAB; len].as_slice());
     // SAFETY: a came from h; `bytes` is not used after this.
     unsafe { h.free_arena(a) };
 }
