@@ -254,7 +254,16 @@ impl<'h> Instance<'h> {
         crate::check_same_heap(self, &value)?;
         let alloc = self.alloc();
         let old = match self.layout() {
-            Layout::Combined(block) => self.with_table(block, |t| t.set(alloc, name, value))?,
+            Layout::Combined(block) => {
+                // The table drops what it does not keep (the name, when an equal key is
+                // stored; both on failure) before `with_table` stores its copy back: held here,
+                // those drops are not the last, so no user code (a finalizer, a weakref
+                // callback) can change the attributes under that copy.
+                let held = (name.clone(), value.clone());
+                let old = self.with_table(block, |t| t.set(alloc, name, value));
+                drop(held);
+                old?
+            }
             layout => match self.class().key_index(&name, true) {
                 Some(i) => match self.set_split(alloc, layout, i, value)? {
                     Ok(old) => old,

@@ -1,0 +1,55 @@
+//! Defects found by the adversarial review of the façade's object model, each pinned by the
+//! behaviour it breaks.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use pyheap::object::as_instance;
+use pyheap::{Config, Heap, ObjRef};
+
+/// An instance whose attributes are a table of their own (a non-str name makes it diverge).
+fn combined_instance<'h>(h: &'h Heap) -> ObjRef<'h> {
+    let class = h.class("C", None).unwrap();
+    let inst = h.instance(&class).unwrap();
+    let i = as_instance(&inst).unwrap();
+    i.set_attr(h.int(1000).unwrap(), h.none()).unwrap();
+    i.set_attr(h.intern("x").unwrap(), h.int(1).unwrap())
+        .unwrap();
+    assert!(!i.has_split_attrs());
+    inst
+}
+
+#[test]
+fn replacing_a_combined_attribute_whose_name_dies_with_a_callback_keeps_the_table() {
+    let heap = Heap::new(Config::default()).unwrap();
+    let h = &*heap;
+    let inst = combined_instance(h);
+    let grew = Rc::new(RefCell::new(false));
+    // A name equal to "x" but not the stored one: the table keeps its own key and drops this
+    // one. Its death runs a weakref callback that grows the instance's table (a new block).
+    let name = h.str("x").unwrap();
+    let target = inst.clone();
+    let flag = grew.clone();
+    let wr = h
+        .weakref(
+            &name,
+            Some(Box::new(move |_| {
+                let i = as_instance(&target).unwrap();
+                for n in 0..40 {
+                    i.set_attr(h.int(2000 + n).unwrap(), h.none()).unwrap();
+                }
+                *flag.borrow_mut() = true;
+            })),
+        )
+        .unwrap();
+    as_instance(&inst)
+        .unwrap()
+        .set_attr(name, h.int(2).unwrap())
+        .unwrap();
+    assert!(*grew.borrow());
+    let i = as_instance(&inst).unwrap();
+    assert_eq!(i.attrs().len(), 42);
+    let x = i.get_attr(&h.intern("x").unwrap()).unwrap().unwrap();
+    assert!(x.ptr_eq(&h.int(2).unwrap()));
+    drop(wr);
+}
