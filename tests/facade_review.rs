@@ -53,3 +53,41 @@ fn replacing_a_combined_attribute_whose_name_dies_with_a_callback_keeps_the_tabl
     assert!(x.ptr_eq(&h.int(2).unwrap()));
     drop(wr);
 }
+
+/// Python compares an int with a float exactly: `2**53 + 1 != 2.0**53`, although the int
+/// converted to a float rounds to it; `2**63 - 1 != 2.0**63` likewise.
+#[test]
+fn an_int_and_a_float_are_one_key_only_when_they_are_exactly_equal() {
+    let heap = Heap::new(Config::default()).unwrap();
+    let h = &*heap;
+    for (int, float) in [
+        ((1i64 << 53) + 1, (1u64 << 53) as f64),
+        (i64::MAX, 2f64.powi(63)),
+    ] {
+        let d = h.dict().unwrap();
+        d.set(h.int(int).unwrap(), h.str("int").unwrap()).unwrap();
+        d.set(h.float(float).unwrap(), h.str("float").unwrap())
+            .unwrap();
+        assert_eq!(d.len(), 2, "{int} and {float:?} are two keys");
+        let text = |k: ObjRef<'_>| {
+            let v = d.get(&k).unwrap().unwrap();
+            v.downcast_ref::<pyheap::object::Str>()
+                .unwrap()
+                .as_str()
+                .to_owned()
+        };
+        assert_eq!(text(h.int(int).unwrap()), "int");
+        assert_eq!(text(h.float(float).unwrap()), "float");
+        assert!(!pyheap::object::key_eq(
+            &h.int(int).unwrap(),
+            &h.float(float).unwrap()
+        ));
+    }
+    // Equal numbers stay one key: 1 == 1.0 == -0.0 + 1, 0 == -0.0.
+    let d = h.dict().unwrap();
+    d.set(h.int(1).unwrap(), h.none()).unwrap();
+    d.set(h.float(1.0).unwrap(), h.none()).unwrap();
+    d.set(h.int(0).unwrap(), h.none()).unwrap();
+    d.set(h.float(-0.0).unwrap(), h.none()).unwrap();
+    assert_eq!(d.len(), 2);
+}

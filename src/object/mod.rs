@@ -166,6 +166,13 @@ pub fn key_hash(obj: &ObjRef<'_>) -> Result<u64, HeapError> {
     })
 }
 
+/// `i == f` as Python compares an int with a float: exactly, not through the int rounded to
+/// a float (`2**53 + 1 != 2.0**53`). Only an integral float within the range of `i64` can be
+/// equal; that range's conversion is exact.
+fn int_eq_float(i: i64, f: f64) -> bool {
+    f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64 && f as i64 == i
+}
+
 fn int_hash(i: i64) -> u64 {
     // Spread the bits so that consecutive ints do not share a bucket group.
     (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
@@ -177,16 +184,23 @@ pub fn key_eq(a: &ObjRef<'_>, b: &ObjRef<'_>) -> bool {
     if a.ptr_eq(b) {
         return true;
     }
-    let num = |o: &ObjRef<'_>| {
-        o.downcast_ref::<Int>()
-            .map(|i| i.0 as f64)
-            .or_else(|| o.downcast_ref::<Float>().map(|f| f.0))
-    };
-    if let (Some(x), Some(y)) = (a.downcast_ref::<Int>(), b.downcast_ref::<Int>()) {
-        return x.0 == y.0;
-    }
-    if let (Some(x), Some(y)) = (num(a), num(b)) {
-        return x == y;
+    match (a.downcast_ref::<Int>(), b.downcast_ref::<Int>()) {
+        (Some(x), Some(y)) => return x.0 == y.0,
+        (Some(i), None) => {
+            if let Some(f) = b.downcast_ref::<Float>() {
+                return int_eq_float(i.0, f.0);
+            }
+        }
+        (None, Some(i)) => {
+            if let Some(f) = a.downcast_ref::<Float>() {
+                return int_eq_float(i.0, f.0);
+            }
+        }
+        (None, None) => {
+            if let (Some(x), Some(y)) = (a.downcast_ref::<Float>(), b.downcast_ref::<Float>()) {
+                return x.0 == y.0;
+            }
+        }
     }
     if let (Some(x), Some(y)) = (a.downcast_ref::<Str>(), b.downcast_ref::<Str>()) {
         return x.hash() == y.hash() && x.as_str() == y.as_str();
