@@ -172,14 +172,8 @@ impl Heap {
         let hash = crate::object::Str::header_for(text)
             .ok_or(HeapError::TooLong { len: text.len() })?
             .hash();
-        let eq = |p: &ObjPtr| {
-            // SAFETY: interned strings are immortal objects of this heap.
-            let s = unsafe { p.payload().cast::<Str>().as_ref() };
-            s.as_str() == text
-        };
-        if let Some(p) = self.interned.borrow().find(hash, eq) {
-            // SAFETY: immortal, of this heap.
-            return Ok(unsafe { p.to_ref() });
+        if let Some(s) = self.find_interned(text, hash) {
+            return Ok(s);
         }
         let s = self.str(text)?;
         self.rc().make_immortal(&s);
@@ -189,6 +183,18 @@ impl Heap {
             unsafe { q.payload().cast::<Str>().as_ref() }.hash()
         });
         Ok(s)
+    }
+
+    /// The interned `str` with this text (whose hash is `hash`), if there is one.
+    fn find_interned(&self, text: &str, hash: u64) -> Option<ObjRef<'_>> {
+        let eq = |p: &ObjPtr| {
+            // SAFETY: interned strings are immortal objects of this heap.
+            let s = unsafe { p.payload().cast::<Str>().as_ref() };
+            s.as_str() == text
+        };
+        let p = *self.interned.borrow().find(hash, eq)?;
+        // SAFETY: immortal, of this heap.
+        Some(unsafe { p.to_ref() })
     }
 
     /// Whether `obj` is an interned string.
@@ -270,7 +276,8 @@ impl Heap {
         inst.set_attr(self.intern(name)?, value)
     }
 
-    /// `getattr(obj, name, None)`.
+    /// `getattr(obj, name, None)`. The name is not interned (as in CPython, where only
+    /// `setattr` interns): looking a name up leaves nothing behind.
     pub fn getattr<'h>(
         &'h self,
         obj: &ObjRef<'h>,
@@ -279,7 +286,13 @@ impl Heap {
         let inst = as_instance(obj).ok_or(HeapError::NotAnInstance {
             type_name: obj.type_info().name,
         })?;
-        inst.get_attr(&self.intern(name)?)
+        let header = Str::header_for(name).ok_or(HeapError::TooLong { len: name.len() })?;
+        let name = match self.find_interned(name, header.hash()) {
+            Some(interned) => interned,
+            // Not a name `setattr` ever set: a temporary str, for names set otherwise.
+            None => self.str(name)?,
+        };
+        inst.get_attr(&name)
     }
 
     /// `weakref.ref(obj, callback)`.

@@ -91,3 +91,29 @@ fn an_int_and_a_float_are_one_key_only_when_they_are_exactly_equal() {
     d.set(h.float(-0.0).unwrap(), h.none()).unwrap();
     assert_eq!(d.len(), 2);
 }
+
+/// `getattr(o, name)` does not intern `name` in CPython (only `setattr` does): looking up a
+/// name leaves nothing behind, however many names are asked for.
+#[test]
+fn getattr_of_a_missing_name_leaves_no_immortal_string_behind() {
+    let heap = Heap::new(Config::default()).unwrap();
+    let h = &*heap;
+    let class = h.class("C", None).unwrap();
+    let inst = h.instance(&class).unwrap();
+    h.setattr(&inst, "present", h.int(1).unwrap()).unwrap();
+    let blocks = h.allocated_blocks();
+    for n in 0..100 {
+        let name = format!("absent{n}");
+        assert!(h.getattr(&inst, &name).unwrap().is_none());
+        assert!(!h.is_interned(&h.str(&name).unwrap()));
+    }
+    assert_eq!(
+        h.allocated_blocks(),
+        blocks,
+        "no block left per name looked up"
+    );
+    // A name that was set is found, interned or not.
+    assert!(h.getattr(&inst, "present").unwrap().is_some());
+    let i = as_instance(&inst).unwrap();
+    assert!(i.get_attr(&h.str("present").unwrap()).unwrap().is_some());
+}
