@@ -319,6 +319,11 @@ impl Heap {
         let fixed = ty.pre_header() + refcount::HEADER_SIZE + ty.payload_size;
         let slot = std::mem::size_of::<refcount::RefCell1<'_>>();
         let slots = refs.len().max(size.saturating_sub(fixed).div_ceil(slot));
+        // No block is larger than isize::MAX bytes; asking the tier below for more would
+        // overflow its size arithmetic.
+        if slots > (isize::MAX as usize - fixed) / slot {
+            return Err(HeapError::OutOfMemory(crate::object::too_large()));
+        }
         let obj = self
             .rc()
             .alloc_var_with(Opaque::new(name, refs.len(), slots), |i| {

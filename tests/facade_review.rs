@@ -117,3 +117,27 @@ fn getattr_of_a_missing_name_leaves_no_immortal_string_behind() {
     let i = as_instance(&inst).unwrap();
     assert!(i.get_attr(&h.str("present").unwrap()).unwrap().is_some());
 }
+
+/// A stand-in asked to be larger than any block can be is refused as out of memory, not a
+/// panic (nor, in a release build, an overflowed size and a write past the block).
+#[test]
+fn an_opaque_object_larger_than_the_address_space_is_out_of_memory() {
+    let heap = Heap::new(Config::default()).unwrap();
+    let h = &*heap;
+    for size in [
+        usize::MAX,
+        usize::MAX / 2,
+        isize::MAX as usize + 1,
+        isize::MAX as usize,
+        1 << 62,
+    ] {
+        let r = h.opaque("huge", size, &[h.none()]);
+        assert!(
+            matches!(r, Err(pyheap::HeapError::OutOfMemory(_))),
+            "size {size}: {r:?}"
+        );
+    }
+    // The heap is still usable.
+    let f = h.opaque("function", 152, &[h.none()]).unwrap();
+    assert!(h.size_of(&f) >= 152);
+}
