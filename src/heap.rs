@@ -214,12 +214,13 @@ impl Heap {
         Ok(self.rc().alloc_var(header, data)?.erase())
     }
 
-    /// A `tuple` of `items`. A tuple that holds no container is not tracked by the collector
-    /// (CPython untracks such tuples at their first collection; pyheap does it at once).
+    /// A `tuple` of `items`. A tuple none of whose items may be tracked (atoms, and tuples
+    /// that are not tracked themselves) is not tracked by the collector (CPython untracks such
+    /// tuples at their collections, `_PyTuple_MaybeUntrack`; pyheap does it at once).
     pub fn tuple<'h>(&'h self, items: &[ObjRef<'h>]) -> Result<Ref<'h, Tuple<'h>>, HeapError> {
         self.check_all(items)?;
         let t = self.rc().alloc_var(Tuple::with_len(items.len()), items)?;
-        if items.iter().all(|i| !i.type_info().container) {
+        if items.iter().all(|i| !may_be_tracked(i)) {
             self.gc.untrack(t.as_obj());
         }
         Ok(t)
@@ -467,14 +468,15 @@ impl<'a> Arrays<'a> {
     }
 }
 
-/// Fails if `item` does not live in the same heap as the object whose payload is `container`.
 /// CPython's `_PyObject_GC_MAY_BE_TRACKED`: whether `obj` is a container that is tracked or
-/// may be (a tuple counts only while tracked: pyheap untracks a tuple of atoms at once).
+/// may be (a tuple counts only while tracked: pyheap untracks at birth a tuple none of whose
+/// items may be tracked).
 pub(crate) fn may_be_tracked(obj: &ObjRef<'_>) -> bool {
     obj.type_info().container
         && (!obj.is::<Tuple<'_>>() || Heap::try_of(obj).is_none_or(|h| h.gc.is_tracked(obj)))
 }
 
+/// Fails if `item` does not live in the same heap as the object whose payload is `container`.
 pub(crate) fn check_same_heap<T>(container: &T, item: &ObjRef<'_>) -> Result<(), HeapError> {
     // SAFETY: the model's payload types are only ever made inside heap objects (their
     // constructors are private to this crate), so `container` is a payload.

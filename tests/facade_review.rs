@@ -141,3 +141,32 @@ fn an_opaque_object_larger_than_the_address_space_is_out_of_memory() {
     let f = h.opaque("function", 152, &[h.none()]).unwrap();
     assert!(h.size_of(&f) >= 152);
 }
+
+/// CPython untracks a tuple whose items may none of them be tracked (`_PyTuple_MaybeUntrack`:
+/// atoms, and tuples that are untracked themselves), so `((1,),)` is untracked after its
+/// collections, and a dict holding it stays untracked (`MAINTAIN_TRACKING`). pyheap untracks
+/// at birth; a tuple holding a tracked tuple, or any other container, stays tracked.
+#[test]
+fn a_tuple_of_untracked_tuples_is_untracked_and_does_not_track_a_dict() {
+    let heap = Heap::new(Config::default()).unwrap();
+    let h = &*heap;
+    let inner = h.tuple(&[h.int(1000).unwrap()]).unwrap();
+    assert!(!h.gc().is_tracked(inner.as_obj()));
+    let outer = h.tuple(&[inner.clone().erase()]).unwrap();
+    h.gc().collect(2).unwrap();
+    h.gc().collect(2).unwrap();
+    assert!(
+        !h.gc().is_tracked(outer.as_obj()),
+        "as CPython after its collections"
+    );
+    let d = h.dict().unwrap();
+    d.set(h.str("t").unwrap(), outer.clone().erase()).unwrap();
+    d.set(outer.clone().erase(), h.none()).unwrap();
+    assert!(!h.gc().is_tracked(d.as_obj()));
+    // Still tracked: a tuple holding a list, and one holding that (tracked) tuple.
+    let boxed = h.tuple(&[h.list(vec![]).unwrap().erase()]).unwrap();
+    let outer2 = h.tuple(&[boxed.clone().erase()]).unwrap();
+    assert!(h.gc().is_tracked(boxed.as_obj()) && h.gc().is_tracked(outer2.as_obj()));
+    d.set(h.str("u").unwrap(), outer2.erase()).unwrap();
+    assert!(h.gc().is_tracked(d.as_obj()));
+}

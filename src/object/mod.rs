@@ -7,7 +7,7 @@
 //! | `float` | [`Float`] | free list (100) | no |
 //! | `str` | [`Str`] | size class, text inline, hash cached; interning | no |
 //! | `bytes` | [`Bytes`] | size class, bytes inline | no |
-//! | `tuple` | [`Tuple`] | free lists per length (1..=19, 2000 each), items inline | if it holds a container |
+//! | `tuple` | [`Tuple`] | free lists per length (1..=19, 2000 each), items inline | if it holds a container other than an untracked tuple |
 //! | `list` | [`List`] | free list (80); items in a separate array | yes |
 //! | `dict` | [`Dict`] | free list (80); a compact table in one block of the heap | yes |
 //! | `type` | [`Class`] | size class; the shared attribute names | no |

@@ -463,9 +463,13 @@ impl Model {
             }
             Step::Tuple(items) => {
                 let items: Vec<Id> = items.iter().map(h).collect();
-                let atoms = items.iter().all(|&i| !self.objs[i].kind.container());
-                let id = self.create(MKind::Tuple, Body::Tuple(items), new_ptr);
-                if atoms {
+                let id = self.create(MKind::Tuple, Body::Tuple(items.clone()), new_ptr);
+                // Untracked when no item may be tracked: atoms, and untracked tuples.
+                let untracked = items.iter().all(|&i| {
+                    let o = &self.objs[i];
+                    !o.kind.container() || (o.kind == MKind::Tuple && o.gen == Gen::Untracked)
+                });
+                if untracked {
                     self.unlink(id);
                 }
             }

@@ -67,7 +67,7 @@ pub enum Op {
     Str(u8),
     /// `bytes` of about `len * 8` bytes.
     Bytes(u8),
-    /// `tuple` of the picked objects (untracked when they are all atoms).
+    /// `tuple` of the picked objects (untracked when none may be tracked: atoms, untracked tuples).
     Tuple(Vec<Pick>),
     /// `list` of the picked objects.
     List(Vec<Pick>),
