@@ -170,3 +170,56 @@ fn a_tuple_of_untracked_tuples_is_untracked_and_does_not_track_a_dict() {
     d.set(h.str("u").unwrap(), outer2.erase()).unwrap();
     assert!(h.gc().is_tracked(d.as_obj()));
 }
+
+/// A deeply nested tuple is a key like any other: hashing and comparing it walk the nesting
+/// without recursion, so it costs heap, not the thread's stack (CPython 3.11 recurses and
+/// crashes on `hash` of a tuple nested a million deep; the library must not abort).
+#[test]
+fn a_deeply_nested_tuple_key_is_hashed_and_compared_without_recursion() {
+    let depth = if cfg!(miri) { 200 } else { 200_000 };
+    let heap = Heap::new(Config::default()).unwrap();
+    let h = &*heap;
+    let nest = |leaf: i64| {
+        let mut t = h.tuple(&[h.int(leaf).unwrap()]).unwrap();
+        for _ in 0..depth {
+            t = h.tuple(&[t.erase(), h.none()]).unwrap();
+        }
+        t.erase()
+    };
+    let (a, b, c) = (nest(1), nest(1), nest(2));
+    let d = h.dict().unwrap();
+    d.set(a.clone(), h.int(10).unwrap()).unwrap();
+    assert!(pyheap::object::key_eq(&a, &b));
+    assert!(!pyheap::object::key_eq(&a, &c));
+    assert_eq!(
+        pyheap::object::key_hash(&a).unwrap(),
+        pyheap::object::key_hash(&b).unwrap()
+    );
+    assert!(d.get(&b).unwrap().unwrap().ptr_eq(&h.int(10).unwrap()));
+    assert!(d.get(&c).unwrap().is_none());
+    // An unhashable element deep inside is still an error.
+    let mut bad = h.tuple(&[h.list(vec![]).unwrap().erase()]).unwrap();
+    for _ in 0..depth {
+        bad = h.tuple(&[bad.erase()]).unwrap();
+    }
+    assert!(matches!(
+        d.set(bad.erase(), h.none()),
+        Err(pyheap::HeapError::Unhashable { type_name: "list" })
+    ));
+    // Small tuples hash as before the walk was iterative: equal tuples equally, across
+    // ints and floats.
+    let t1 = h.tuple(&[
+        h.int(1).unwrap(),
+        h.tuple(&[h.str("x").unwrap()]).unwrap().erase(),
+    ]);
+    let t2 = h.tuple(&[
+        h.float(1.0).unwrap(),
+        h.tuple(&[h.str("x").unwrap()]).unwrap().erase(),
+    ]);
+    let (t1, t2) = (t1.unwrap().erase(), t2.unwrap().erase());
+    assert!(pyheap::object::key_eq(&t1, &t2));
+    assert_eq!(
+        pyheap::object::key_hash(&t1).unwrap(),
+        pyheap::object::key_hash(&t2).unwrap()
+    );
+}

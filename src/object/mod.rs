@@ -149,14 +149,7 @@ pub fn key_hash(obj: &ObjRef<'_>) -> Result<u64, HeapError> {
         return Ok(0xFCA8_6420);
     }
     if let Some(t) = obj.downcast_ref::<Tuple>() {
-        // CPython's xxHash-based tuple hash, in spirit: mix each element's hash in order.
-        let mut acc: u64 = 0x27D4_EB2F_1656_67C5;
-        for item in t.items() {
-            let h = key_hash(item)?;
-            acc = acc.wrapping_add(h.wrapping_mul(0xC2B2_AE3D_27D4_EB4F));
-            acc = acc.rotate_left(31).wrapping_mul(0x9E37_79B1_85EB_CA87);
-        }
-        return Ok(acc ^ t.len() as u64);
+        return tuple_hash(t);
     }
     if obj.is::<Opaque>() || obj.is::<Class>() || as_instance(obj).is_some() {
         // CPython's _Py_HashPointer: the address without its always-zero low bits.
@@ -165,6 +158,44 @@ pub fn key_hash(obj: &ObjRef<'_>) -> Result<u64, HeapError> {
     Err(HeapError::Unhashable {
         type_name: obj.type_info().name,
     })
+}
+
+/// The hash a tuple starts from.
+const TUPLE_SEED: u64 = 0x27D4_EB2F_1656_67C5;
+
+/// Mixes an element's hash into a tuple's.
+fn tuple_mix(acc: u64, h: u64) -> u64 {
+    let acc = acc.wrapping_add(h.wrapping_mul(0xC2B2_AE3D_27D4_EB4F));
+    acc.rotate_left(31).wrapping_mul(0x9E37_79B1_85EB_CA87)
+}
+
+/// CPython's xxHash-based tuple hash, in spirit: each element's hash mixed in order, then the
+/// length. Nested tuples are walked with a stack of their own, not by recursion, so that a
+/// deeply nested key costs heap, not the thread's stack.
+fn tuple_hash(t: &Tuple<'_>) -> Result<u64, HeapError> {
+    // Per tuple being hashed: its items, the next one, the hash so far.
+    let mut stack = vec![(t.items(), 0, TUPLE_SEED)];
+    while let Some(&mut (items, ref mut next, ref mut acc)) = stack.last_mut() {
+        let Some(item) = items.get(*next) else {
+            let h = *acc ^ items.len() as u64;
+            stack.pop();
+            match stack.last_mut() {
+                Some((_, next, acc)) => {
+                    *acc = tuple_mix(*acc, h);
+                    *next += 1;
+                }
+                None => return Ok(h),
+            }
+            continue;
+        };
+        if let Some(inner) = item.downcast_ref::<Tuple>() {
+            stack.push((inner.items(), 0, TUPLE_SEED));
+            continue;
+        }
+        *acc = tuple_mix(*acc, key_hash(item)?);
+        *next += 1;
+    }
+    unreachable!("the outermost tuple returns its hash")
 }
 
 /// `i == f` as Python compares an int with a float: exactly, not through the int rounded to
@@ -182,35 +213,74 @@ fn int_hash(i: i64) -> u64 {
 /// `a == b` for hashable objects: numbers by value (across int and float), strs and bytes by
 /// content, tuples element by element, everything else by identity.
 pub fn key_eq(a: &ObjRef<'_>, b: &ObjRef<'_>) -> bool {
+    // Tuples are compared element by element with a stack of their own (not by recursion, so
+    // that deeply nested keys cost heap, not the thread's stack): per pair of tuples, their
+    // items and the next index.
+    let mut stack = Vec::new();
+    let (mut a, mut b) = (a, b);
+    loop {
+        match shallow_eq(a, b) {
+            Shallow::Equal => {}
+            Shallow::Unequal => return false,
+            Shallow::Tuples(x, y) => {
+                if x.len() != y.len() {
+                    return false;
+                }
+                stack.push((x.items(), y.items(), 0));
+            }
+        }
+        loop {
+            let Some((xs, ys, next)) = stack.last_mut() else {
+                return true;
+            };
+            if let (Some(x), Some(y)) = (xs.get(*next), ys.get(*next)) {
+                (a, b) = (x, y);
+                *next += 1;
+                break;
+            }
+            stack.pop();
+        }
+    }
+}
+
+/// `a == b` short of comparing two tuples' elements.
+enum Shallow<'a, 'h> {
+    Equal,
+    Unequal,
+    Tuples(&'a Tuple<'h>, &'a Tuple<'h>),
+}
+
+fn shallow_eq<'a, 'h>(a: &'a ObjRef<'h>, b: &'a ObjRef<'h>) -> Shallow<'a, 'h> {
+    let answer = |eq: bool| if eq { Shallow::Equal } else { Shallow::Unequal };
     if a.ptr_eq(b) {
-        return true;
+        return Shallow::Equal;
     }
     match (a.downcast_ref::<Int>(), b.downcast_ref::<Int>()) {
-        (Some(x), Some(y)) => return x.0 == y.0,
+        (Some(x), Some(y)) => return answer(x.0 == y.0),
         (Some(i), None) => {
             if let Some(f) = b.downcast_ref::<Float>() {
-                return int_eq_float(i.0, f.0);
+                return answer(int_eq_float(i.0, f.0));
             }
         }
         (None, Some(i)) => {
             if let Some(f) = a.downcast_ref::<Float>() {
-                return int_eq_float(i.0, f.0);
+                return answer(int_eq_float(i.0, f.0));
             }
         }
         (None, None) => {
             if let (Some(x), Some(y)) = (a.downcast_ref::<Float>(), b.downcast_ref::<Float>()) {
-                return x.0 == y.0;
+                return answer(x.0 == y.0);
             }
         }
     }
     if let (Some(x), Some(y)) = (a.downcast_ref::<Str>(), b.downcast_ref::<Str>()) {
-        return x.hash() == y.hash() && x.as_str() == y.as_str();
+        return answer(x.hash() == y.hash() && x.as_str() == y.as_str());
     }
     if let (Some(x), Some(y)) = (a.downcast_ref::<Bytes>(), b.downcast_ref::<Bytes>()) {
-        return x.as_bytes() == y.as_bytes();
+        return answer(x.as_bytes() == y.as_bytes());
     }
     if let (Some(x), Some(y)) = (a.downcast_ref::<Tuple>(), b.downcast_ref::<Tuple>()) {
-        return x.len() == y.len() && x.items().iter().zip(y.items()).all(|(p, q)| key_eq(p, q));
+        return Shallow::Tuples(x, y);
     }
-    false
+    Shallow::Unequal
 }
