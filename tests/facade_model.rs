@@ -284,11 +284,10 @@ fn check_instance<'h>(inst: &ObjRef<'h>, pool: &Pool<'h>, model: &Model<usize>) 
     }
 }
 
-fn run(ops: Vec<Op>) {
+fn run(ops: Vec<Op>, config: Config) {
     let h = support::heap_exact(Config {
-        backend: Backend::System,
         gc_thresholds: (5, 2, 2),
-        ..Config::default()
+        ..config
     });
     let h = &*h;
     let class: Ref<'_, Class<'_>> = h.class("C", None).unwrap();
@@ -391,6 +390,22 @@ proptest! {
     fn dicts_and_attributes_match_the_model_through_refused_allocations_and_collections(
         ops in prop::collection::vec(op(), 1..300),
     ) {
-        run(ops);
+        run(ops, Config { backend: Backend::System, ..Config::default() });
+    }
+
+    /// The same with the debug layer around every block (its pads must keep table and
+    /// values blocks 16-aligned) and small arenas, whose maps are the requests refused.
+    #[test]
+    #[cfg_attr(miri, ignore)]
+    fn the_model_holds_with_the_debug_layer_and_small_arenas(
+        ops in prop::collection::vec(op(), 1..300),
+    ) {
+        run(ops, Config {
+            backend: Backend::Arena,
+            debug: true,
+            arena_size: 64 << 10,
+            pool_size: 4 << 10,
+            ..Config::default()
+        });
     }
 }
