@@ -173,6 +173,14 @@ fn tuple_mix(acc: u64, h: u64) -> u64 {
 /// length. Nested tuples are walked with a stack of their own, not by recursion, so that a
 /// deeply nested key costs heap, not the thread's stack.
 fn tuple_hash(t: &Tuple<'_>) -> Result<u64, HeapError> {
+    if !t.items().iter().any(|i| i.is::<Tuple>()) {
+        // No nesting (most keys): no stack.
+        let mut acc = TUPLE_SEED;
+        for item in t.items() {
+            acc = tuple_mix(acc, key_hash(item)?);
+        }
+        return Ok(acc ^ t.len() as u64);
+    }
     // Per tuple being hashed: its items, the next one, the hash so far.
     let mut stack = vec![(t.items(), 0, TUPLE_SEED)];
     while let Some(&mut (items, ref mut next, ref mut acc)) = stack.last_mut() {
