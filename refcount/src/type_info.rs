@@ -31,7 +31,20 @@ enum Sink<'v> {
 
 impl<'v> Visit<'v> {
     /// Wraps a function that receives each visited object.
-    pub fn new(f: &'v mut dyn FnMut(ObjPtr)) -> Self {
+    ///
+    /// # Safety
+    /// `f` must leave every object as it found it: no allocation, no mutation, no reference
+    /// dropped (which may free an object and run user code). It may read, and make new
+    /// handles. A trace iterates its
+    /// object's storage in place while `f` runs (a list's item buffer, a dict's table): growing
+    /// that list from `f` would free the buffer under the trace.
+    ///
+    /// ```compile_fail
+    /// // A visitor runs inside a trace: making one is unsafe.
+    /// let mut f = |_: refcount::ObjPtr| {};
+    /// let _ = refcount::Visit::new(&mut f);
+    /// ```
+    pub unsafe fn new(f: &'v mut dyn FnMut(ObjPtr)) -> Self {
         Visit {
             sink: Sink::Call(f),
         }
