@@ -13,8 +13,7 @@
 //! 3. **references** of the mutable containers: list slots, dict entries, instance attributes
 //!    `"0"`, `"1"`, ..., opaque slots. A dict whose keys are not all strs lists (value, key)
 //!    pairs (CPython's `dict_traverse`), and is built with those keys when they are hashable
-//!    and distinct in pyheap (strs of the build are `"x" * len`, so two keys may collide) and
-//!    nest tuples at most [`MAX_KEY_DEPTH`] deep (pyheap hashes tuples recursively);
+//!    and distinct in pyheap (strs of the build are `"x" * len`, so two keys may collide);
 //!    otherwise, and for str-keyed dicts (values only), every reference is a value under a
 //!    synthetic int key `0..n`;
 //! 4. **tracking**: every container is tracked exactly when the file says it is. pyheap
@@ -102,9 +101,6 @@ struct Builder<'h, 'g> {
     keys: Vec<ObjRef<'h>>,
     /// Ids of tuples made as opaque stand-ins.
     opaque_tuples: Vec<bool>,
-    /// How deeply each tuple nests tuples (1 for a tuple of no tuple; 0 for anything else and
-    /// for opaque stand-ins): the depth of the recursion that hashes or compares it as a key.
-    tuple_depth: Vec<u32>,
 }
 
 impl<'h, 'g> Builder<'h, 'g> {
@@ -125,7 +121,6 @@ impl<'h, 'g> Builder<'h, 'g> {
             names: Vec::new(),
             keys: Vec::new(),
             opaque_tuples: vec![false; graph.len()],
-            tuple_depth: vec![0; graph.len()],
         }
     }
 
@@ -242,12 +237,6 @@ impl<'h, 'g> Builder<'h, 'g> {
                         })
                         .collect();
                     slots[id as usize] = Some(self.heap.tuple(&items)?.erase());
-                    // Its tuples are made (or opaque, with depth 0): their depths are known.
-                    let deepest = graph
-                        .refs_of(object)
-                        .iter()
-                        .map(|&r| self.tuple_depth[r as usize]);
-                    self.tuple_depth[id as usize] = deepest.max().unwrap_or(0).saturating_add(1);
                     id
                 }
                 None => {
@@ -332,8 +321,8 @@ impl<'h, 'g> Builder<'h, 'g> {
     }
 
     /// Fills `dict` from the (value, key) pairs its line lists, when it lists pairs (twice
-    /// `len` references) and every key is hashable, distinct in pyheap and no deeper than
-    /// [`MAX_KEY_DEPTH`]. Returns false, with the dict left empty, otherwise.
+    /// `len` references) and every key is hashable and distinct in pyheap. Returns false, with
+    /// the dict left empty, otherwise.
     fn file_keys(
         &self,
         dict: &pyheap::object::Dict<'h>,
@@ -345,14 +334,6 @@ impl<'h, 'g> Builder<'h, 'g> {
             return Ok(false);
         };
         if len == 0 || refs.len() as u64 != 2 * len {
-            return Ok(false);
-        }
-        // pyheap hashes and compares tuple keys recursively: a key nested deeper than any real
-        // one would overflow the stack (a file may nest tuples millions deep).
-        if refs
-            .chunks_exact(2)
-            .any(|pair| self.tuple_depth[pair[1] as usize] > MAX_KEY_DEPTH)
-        {
             return Ok(false);
         }
         for pair in refs.chunks_exact(2) {
@@ -408,10 +389,6 @@ impl<'h, 'g> Builder<'h, 'g> {
         }
     }
 }
-
-/// The deepest nesting of tuples in a dict key the build uses (see `file_keys`); a dict with a
-/// deeper key gets synthetic keys instead. Real keys nest a few levels.
-const MAX_KEY_DEPTH: u32 = 256;
 
 /// The longest str or bytes the build makes (256 MiB): a file may claim any `len`.
 const MAX_ATOM_LEN: u64 = 1 << 28;
