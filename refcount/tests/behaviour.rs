@@ -504,3 +504,19 @@ fn a_dead_tuple_goes_to_the_free_list_of_its_length() {
     let tuple = kinds.iter().find(|k| k.name == "tuple").unwrap();
     assert_eq!((tuple.free_list_hits, tuple.free_list_misses), (1, 1));
 }
+
+#[test]
+fn a_variable_size_object_larger_than_the_address_space_is_out_of_memory() {
+    // `VarObject::len` is the payload's word: a length whose size overflowed the size
+    // arithmetic wrapped to a small block (release) and the items were written past it.
+    let h = heap();
+    for len in [usize::MAX, usize::MAX / 8, isize::MAX as usize / 8 + 1] {
+        let r = h.alloc_var_with(Tuple::new(len), |_| unreachable!("no item is written"));
+        let e = r.err().expect("refused");
+        assert_eq!((e.requested, e.cause), (usize::MAX, OomCause::Os));
+    }
+    // The heap is unchanged and usable.
+    assert_eq!(h.stats().live, 0);
+    let t = h.alloc_var(Tuple::new(1), &[h.alloc(Num(1)).unwrap().erase()]);
+    assert!(t.is_ok());
+}
