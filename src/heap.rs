@@ -323,7 +323,7 @@ impl Heap {
         // No block is larger than isize::MAX bytes; asking the tier below for more would
         // overflow its size arithmetic.
         if slots > (isize::MAX as usize - fixed) / slot {
-            return Err(HeapError::OutOfMemory(crate::object::too_large()));
+            return Err(HeapError::OutOfMemory(obj_alloc::OutOfMemory::too_large()));
         }
         let obj = self
             .rc()

@@ -30,3 +30,17 @@ pub struct OutOfMemory {
     /// Why it failed.
     pub cause: OomCause,
 }
+
+impl OutOfMemory {
+    /// The error for a request no block can serve: more bytes than `isize::MAX`, the most any
+    /// allocation may have. The tiers above refuse such sizes before their arithmetic on them
+    /// could overflow; the heap is not asked, so `in_use` and `limit` say nothing.
+    pub fn too_large() -> OutOfMemory {
+        OutOfMemory {
+            requested: usize::MAX,
+            limit: None,
+            in_use: 0,
+            cause: OomCause::Os,
+        }
+    }
+}

@@ -312,7 +312,10 @@ impl RcHeap {
     /// uninitialised.
     #[inline]
     fn alloc_raw(&self, ty: &'static TypeInfo, len: usize) -> Result<ObjPtr, OutOfMemory> {
-        let size = ty.object_size(len);
+        // At most isize::MAX: adding the direct prefix below cannot overflow.
+        let size = ty
+            .checked_object_size(len)
+            .ok_or_else(OutOfMemory::too_large)?;
         let (block, locator, prefix) = match self.alloc.placement(size) {
             Placement::Arena { arena_shift } => (self.alloc_block(ty, len, size)?, arena_shift, 0),
             Placement::Direct => {

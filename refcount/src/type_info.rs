@@ -303,11 +303,23 @@ impl TypeInfo {
     }
 
     /// Bytes of an object of this type with `len` items (0 for fixed-size types): pre-header,
-    /// header, payload and items, rounded up to 8 (to 16 for a type aligned to 16).
+    /// header, payload and items, rounded up to 8 (to 16 for a type aligned to 16). For the
+    /// length of a live object, whose size was checked when it was made
+    /// ([`checked_object_size`](Self::checked_object_size)).
     #[inline]
     pub fn object_size(&self, len: usize) -> usize {
         let r = self.round;
         (self.pre_header() + HEADER_SIZE + self.payload_size + self.item_size * len + r) & !r
+    }
+
+    /// [`object_size`](Self::object_size) for a length that comes from a payload not yet
+    /// allocated (`VarObject::len` is the payload's word): `None` when the object would be
+    /// larger than `isize::MAX` bytes, which no block can be.
+    pub fn checked_object_size(&self, len: usize) -> Option<usize> {
+        let r = self.round;
+        let fixed = self.pre_header() + HEADER_SIZE + self.payload_size + r;
+        let size = self.item_size.checked_mul(len)?.checked_add(fixed)? & !r;
+        (size <= isize::MAX as usize).then_some(size)
     }
 
     /// This type's process-wide index (1, 2, ...), assigned on first call.

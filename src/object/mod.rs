@@ -32,7 +32,6 @@ pub(crate) use instance::{FinInstance, LegacyInstance, PlainInstance};
 pub use list::{List, MAX_LIST_LEN};
 pub use opaque::Opaque;
 pub use refcount::WeakRefObj;
-pub(crate) use table::too_large;
 pub use tuple::Tuple;
 
 use refcount::ObjRef;

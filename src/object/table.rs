@@ -214,16 +214,6 @@ pub(crate) fn rounded(size: usize) -> usize {
     SizeClass::of(size).map_or(size, SizeClass::block_size)
 }
 
-/// The out-of-memory error for a size that does not fit the address space.
-pub(crate) fn too_large() -> OutOfMemory {
-    OutOfMemory {
-        requested: usize::MAX,
-        limit: None,
-        in_use: 0,
-        cause: raw_alloc::OomCause::Os,
-    }
-}
-
 /// An insertion-ordered map from hashable objects to objects, its short header kept where
 /// `P` says. See the module documentation.
 pub(crate) struct Table<'h, P: HeadPlace = InBlock> {
@@ -440,11 +430,11 @@ impl<'h, P: HeadPlace> Table<'h, P> {
         let in_owner = head.is_some();
         let base = if rebuild { live } else { cap };
         let want = (base + base / 4).max(base + 1).min(usable(log2));
-        let size = block_size(log2, want, in_owner).ok_or_else(too_large)?;
+        let size = block_size(log2, want, in_owner).ok_or_else(OutOfMemory::too_large)?;
         // Fill the block the allocator hands out.
         let cap = ((rounded(size) - entries_offset(log2, in_owner)) / ENTRY_SIZE).min(usable(log2));
-        let size = block_size(log2, cap, in_owner).ok_or_else(too_large)?;
-        let cap32 = u32::try_from(cap).map_err(|_| too_large())?;
+        let size = block_size(log2, cap, in_owner).ok_or_else(OutOfMemory::too_large)?;
+        let cap32 = u32::try_from(cap).map_err(|_| OutOfMemory::too_large())?;
         let block = alloc.alloc(ArrayKind::Table, size)?.cast::<Header>();
         let new = Raw::<'h> {
             header: block,

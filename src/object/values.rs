@@ -29,7 +29,7 @@ use obj_alloc::OutOfMemory;
 use crate::heap::{ArrayKind, Arrays};
 use refcount::{ObjRef, Visit};
 
-use super::table::{rounded, too_large};
+use super::table::rounded;
 
 /// The most slots of a values block: `cap / 2` must fit in the four low bits of the word.
 pub(crate) const MAX_SLOTS: usize = 30;
@@ -51,7 +51,7 @@ impl<'h> Values<'h> {
     /// A block with room for at least `cap` slots (at most [`MAX_SLOTS`]), all empty.
     pub(crate) fn new(alloc: Arrays<'_>, cap: usize) -> Result<Self, OutOfMemory> {
         if cap > MAX_SLOTS {
-            return Err(too_large());
+            return Err(OutOfMemory::too_large());
         }
         let cap = rounded(cap.max(1) * SLOT_SIZE) / SLOT_SIZE; // even: blocks are 16-byte units
         let slots = alloc
