@@ -304,8 +304,13 @@ fn asan(title: &str, packages: &[&str], backend: &str, more_skips: &[&str]) -> C
     Cmd::new(title, "cargo")
         .args(args)
         .env("RUSTFLAGS", "-Zsanitizer=address")
-        // Leaks are errors; a report ends the test binary with a failure.
-        .env("ASAN_OPTIONS", "detect_leaks=1:halt_on_error=1")
+        // Leaks are errors; a report ends the test binary with a failure. A request the
+        // system allocator cannot serve (tests ask for 2^62 bytes) returns null, as malloc
+        // does, so that the heap's out-of-memory path runs: ASan aborts on it by default.
+        .env(
+            "ASAN_OPTIONS",
+            "detect_leaks=1:halt_on_error=1:allocator_may_return_null=1",
+        )
         .env("PYHEAP_TEST_BACKEND", backend)
         .env("PYHEAP_FUZZ_CASES", ASAN_FUZZ_CASES)
         .env("PYHEAP_GRAPH_CASES", ASAN_GRAPH_CASES)
