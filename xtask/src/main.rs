@@ -44,7 +44,8 @@ impl Step {
         self
     }
 
-    fn run(&self) -> Result<(), String> {
+    /// Prints the command as it will run: `==> title: ENV=.. program args`.
+    fn announce(&self) {
         let env: String = self.env.iter().map(|(k, v)| format!("{k}={v} ")).collect();
         println!(
             "\n==> {}: {env}{} {}",
@@ -52,6 +53,10 @@ impl Step {
             self.program,
             self.args.join(" ")
         );
+    }
+
+    fn run(&self) -> Result<(), String> {
+        self.announce();
         let start = Instant::now();
         let status = Command::new(self.program)
             .args(&self.args)
@@ -69,13 +74,7 @@ impl Step {
     /// Runs it beside others: each line of its output (stdout and stderr) printed as it comes,
     /// prefixed with the title. Returns its time in seconds.
     fn run_prefixed(&self) -> Result<f64, String> {
-        let env: String = self.env.iter().map(|(k, v)| format!("{k}={v} ")).collect();
-        println!(
-            "\n==> {}: {env}{} {}",
-            self.title,
-            self.program,
-            self.args.join(" ")
-        );
+        self.announce();
         let start = Instant::now();
         let mut child = Command::new(self.program)
             .args(&self.args)
