@@ -319,12 +319,8 @@ impl Heap {
         let ty = Opaque::type_info();
         let fixed = ty.pre_header() + refcount::HEADER_SIZE + ty.payload_size;
         let slot = std::mem::size_of::<refcount::RefCell1<'_>>();
+        // A size past any block is refused below (TypeInfo::checked_object_size).
         let slots = refs.len().max(size.saturating_sub(fixed).div_ceil(slot));
-        // No block is larger than isize::MAX bytes; asking the tier below for more would
-        // overflow its size arithmetic.
-        if slots > (isize::MAX as usize - fixed) / slot {
-            return Err(HeapError::OutOfMemory(obj_alloc::OutOfMemory::too_large()));
-        }
         let obj = self
             .rc()
             .alloc_var_with(Opaque::new(name, refs.len(), slots), |i| {
