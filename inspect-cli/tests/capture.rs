@@ -27,6 +27,15 @@ fn python311() -> bool {
     }
 }
 
+/// A directory of its own for one test, removed when dropped; not the crate's (the exporter
+/// is embedded in the binary).
+fn scratch() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("inspect-cli-capture-")
+        .tempdir()
+        .expect("temporary directory")
+}
+
 fn heap_inspect(args: &[&str], dir: &std::path::Path) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_heap-inspect"))
         .args(args)
@@ -40,9 +49,8 @@ fn capture_then_replay_matches() {
     if !python311() {
         return;
     }
-    // Run from a directory that is not the crate's: the exporter is embedded in the binary.
-    let dir = std::env::temp_dir().join(format!("inspect-cli-capture-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temporary directory");
+    let scratch = scratch();
+    let dir = scratch.path();
     let script = dir.join("tiny.py");
     std::fs::write(
         &script,
@@ -62,7 +70,7 @@ fn capture_then_replay_matches() {
         ),
     )
     .expect("workload");
-    let output = heap_inspect(&["capture", "tiny.py", "-o", "tiny.jsonl", "--lean"], &dir);
+    let output = heap_inspect(&["capture", "tiny.py", "-o", "tiny.jsonl", "--lean"], dir);
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert_eq!(
         output.status.code(),
@@ -83,9 +91,8 @@ fn capture_then_replay_matches() {
         "the workload's prints go to stderr"
     );
 
-    let output = heap_inspect(&["replay", "tiny.jsonl", "--no-timings"], &dir);
+    let output = heap_inspect(&["replay", "tiny.jsonl", "--no-timings"], dir);
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(output.status.code(), Some(0), "{stdout}");
     assert!(
         stdout.contains("verdict: match (4 garbage objects, exactly CPython's)"),
@@ -127,15 +134,14 @@ fn a_workload_that_exits_the_interpreter_leaves_no_empty_file() {
     if !python311() {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("inspect-cli-exit-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temporary directory");
+    let scratch = scratch();
+    let dir = scratch.path();
     std::fs::write(dir.join("quits.py"), "import sys\nsys.exit(0)\n").expect("script");
-    let out = heap_inspect(&["capture", "quits.py", "-o", "quits.jsonl"], &dir);
+    let out = heap_inspect(&["capture", "quits.py", "-o", "quits.jsonl"], dir);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     assert!(
         !dir.join("quits.jsonl").exists(),
         "the empty heapgraph file was left behind: {stderr}"
     );
-    std::fs::remove_dir_all(&dir).expect("cleanup");
 }
